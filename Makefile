@@ -1,0 +1,47 @@
+# hemolab: one command per job. Every target that needs Python sets up .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.hemolab-installed
+# Both cores for the test suite (JAX never forks: xdist workers are spawned processes).
+WORKERS ?= 2
+
+.PHONY: install demo test test-fast bench lint typecheck lock clean
+
+$(STAMP): pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "hemolab needs Python 3.11+ (set PYTHON=...)")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev,peers]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/hemolab demo
+
+test: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/pyright
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup
+
+test-fast: install
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup -m "not slow"
+
+bench: install
+	$(BIN)/python bench/run.py all
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: install
+	$(BIN)/pyright
+
+# Regenerate the pinned versions after changing dependencies in pyproject.toml.
+lock: install
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e ' > requirements.lock
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache

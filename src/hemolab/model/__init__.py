@@ -1,0 +1,10 @@
+"""Model definitions (host-side, immutable)."""
+
+from hemolab.model._model import (
+    BloodSpec as BloodSpec,
+    Covariate as Covariate,
+    Model as Model,
+    Observable as Observable,
+    Parameter as Parameter,
+    State as State,
+)

@@ -1,0 +1,206 @@
+"""Chunked, compiled execution of action tables: the stateful driver over the numerical core.
+
+Patients are solved in chunks of a fixed bucket size and the action/output tables are padded
+to power-of-two buckets, so XLA compiles once per (model, chunk, buckets) and a new
+population size N never triggers a recompilation.
+"""
+
+from __future__ import annotations
+
+import itertools
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hemolab.compile._compiled import CompiledModel
+from hemolab.events._ops import OP_BOLUS, OP_MULTIPLY, OP_NOP, OP_OUTPUT, OP_REPLACE, OP_RESET
+from hemolab.solve._loop import ChunkInputs, make_chunk_solver
+from hemolab.solve._status import Status
+
+__all__ = ["ActionTable", "RawSolution", "run_actions"]
+
+_CHUNK_BUCKETS = (4, 16, 64, 256, 1024)
+
+
+@dataclass(frozen=True)
+class ActionTable:
+    """Per-subject action tables (NumPy, host side), already sorted within each row."""
+
+    time: np.ndarray  # (S, A) float64, +inf padded
+    op: np.ndarray  # (S, A) int32
+    target: np.ndarray  # (S, A) int32
+    value: np.ndarray  # (S, A) float64
+    n_outputs: int  # T: output slots used by OP_OUTPUT targets
+
+    @property
+    def n_subjects(self) -> int:
+        return int(self.time.shape[0])
+
+
+@dataclass(frozen=True)
+class RawSolution:
+    """Solver output before it becomes a result table."""
+
+    values: np.ndarray  # (N, T, n_states + n_observables)
+    status: np.ndarray  # (N,) int32
+    n_steps: np.ndarray  # (N,)
+    n_accepted: np.ndarray  # (N,)
+
+
+def _pow2(x: int, minimum: int) -> int:
+    return max(minimum, 1 << max(0, int(x - 1).bit_length()))
+
+
+def _chunk_size(n: int, chunk_size: int) -> int:
+    for b in _CHUNK_BUCKETS:
+        if n <= b and b <= chunk_size:
+            return b
+    return chunk_size
+
+
+_JIT_CACHE: weakref.WeakKeyDictionary[CompiledModel, dict] = weakref.WeakKeyDictionary()
+
+
+def _compiled_solver(cm: CompiledModel, T: int, history_size: int) -> Callable:
+    cache = _JIT_CACHE.setdefault(cm, {})
+    key = (T, history_size)
+    if key not in cache:
+        cache[key] = jax.jit(make_chunk_solver(cm, n_outputs=T, history_size=history_size))
+    return cache[key]
+
+
+def _stops(time: np.ndarray, op: np.ndarray) -> np.ndarray:
+    """For each action index, the time of the next non-output action (or the last action)."""
+    finite = np.isfinite(time)
+    t_nonout = np.where((op != OP_OUTPUT) & finite, time, np.inf)
+    rev = np.minimum.accumulate(t_nonout[:, ::-1], axis=1)[:, ::-1]
+    last = np.where(finite, time, -np.inf).max(axis=1, initial=-np.inf)
+    return np.where(np.isinf(rev), last[:, None], rev)
+
+
+def _discontinuity_stops(
+    cm: CompiledModel, inputs: np.ndarray, table: ActionTable, t0: float
+) -> ActionTable:
+    """Add step boundaries where jumps propagate through the delays (DDE models only).
+
+    A jump at t_j (the start, a reset, a dose or state change) makes the solution's k-th
+    derivative jump at t_j + (sum of k delays); DP5 must land on those up to order 5.
+    """
+    n, nd = cm.n_states, cm.n_delays
+    taus = np.asarray(
+        jax.vmap(lambda p: cm.delays(0.0, jnp.zeros(n), p, jnp.zeros(nd)))(jnp.asarray(inputs))
+    )
+    rows = []
+    for s in range(table.n_subjects):
+        tau_s = np.unique(taus[s if taus.shape[0] > 1 else 0])
+        jump_ops = (OP_BOLUS, OP_RESET, OP_REPLACE, OP_MULTIPLY)
+        jumps = {t0} | set(table.time[s][np.isin(table.op[s], jump_ops)].tolist())
+        shifts = {
+            float(sum(c))
+            for k in range(1, 5)
+            for c in itertools.combinations_with_replacement(tau_s.tolist(), k)
+        }
+        horizon = np.nanmax(np.where(np.isfinite(table.time[s]), table.time[s], np.nan))
+        extra = sorted({j + d for j in jumps for d in shifts if j + d < horizon})
+        rows.append(np.asarray(extra, dtype=np.float64))
+    width = max((len(r) for r in rows), default=0)
+    if width == 0:
+        return table
+    S, A = table.time.shape
+    time = np.concatenate([table.time, np.full((S, width), np.inf)], axis=1)
+    op = np.concatenate([table.op, np.full((S, width), OP_NOP, np.int32)], axis=1)
+    target = np.concatenate([table.target, np.zeros((S, width), np.int32)], axis=1)
+    value = np.concatenate([table.value, np.zeros((S, width))], axis=1)
+    for s, r in enumerate(rows):
+        time[s, A : A + len(r)] = r
+    # NOPs go first among equal times (they change nothing): stable sort on (time, not-NOP)
+    order = np.lexsort((np.arange(time.shape[1])[None, :].repeat(S, 0), op != OP_NOP, time))
+    take = np.take_along_axis
+    return ActionTable(
+        take(time, order, 1), take(op, order, 1), take(target, order, 1), take(value, order, 1),
+        table.n_outputs,
+    )  # fmt: skip
+
+
+def run_actions(
+    cm: CompiledModel,
+    inputs: np.ndarray,
+    table: ActionTable,
+    *,
+    t0: float = 0.0,
+    rtol: float = 1e-6,
+    atol: float = 1e-8,
+    max_steps: int = 100_000,
+    chunk_size: int = 256,
+    history_size: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> RawSolution:
+    """Solve N patients: ``inputs`` (N, P) and an action table of N rows (or 1, broadcast)."""
+    inputs = np.atleast_2d(np.asarray(inputs, dtype=np.float64))
+    N = inputs.shape[0]
+    if table.n_subjects not in (1, N):
+        raise ValueError(
+            f"action table has {table.n_subjects} subjects but {N} parameter rows were given"
+        )
+    if cm.has_delays:
+        table = _discontinuity_stops(cm, inputs, table, t0)
+    S, A0 = table.time.shape
+    A = _pow2(A0, 16)
+    T = _pow2(max(table.n_outputs, 1), 8)
+
+    def pad(a: np.ndarray, fill: float | int) -> np.ndarray:
+        return np.pad(a, ((0, 0), (0, A - A0)), constant_values=fill)
+
+    time = pad(table.time, np.inf)
+    op = pad(table.op, OP_NOP).astype(np.int32)
+    target = pad(table.target, 0).astype(np.int32)
+    value = pad(table.value, 0.0)
+    stop = _stops(time, op)
+    C = _chunk_size(N, chunk_size)
+    hsize = history_size or 1024
+    values = np.full((N, table.n_outputs, cm.n_states + len(cm.model.observables)), np.nan)
+    status = np.zeros(N, dtype=np.int32)
+    n_steps = np.zeros(N, dtype=np.int64)
+    n_acc = np.zeros(N, dtype=np.int64)
+    pending = np.arange(N)
+    for attempt in range(3):  # grow the delay ring for patients that overflowed it
+        solver = _compiled_solver(cm, T, hsize)
+        done = 0
+        for start in range(0, len(pending), C):
+            idx = pending[start : start + C]
+            sel = np.concatenate([idx, np.full(C - len(idx), idx[-1])])
+            rows = sel if S > 1 else np.zeros(C, dtype=np.int64)
+            res = solver(
+                ChunkInputs(
+                    inputs=jnp.asarray(inputs[sel]),
+                    act_time=jnp.asarray(time[rows]),
+                    act_op=jnp.asarray(op[rows]),
+                    act_target=jnp.asarray(target[rows]),
+                    act_value=jnp.asarray(value[rows]),
+                    act_stop=jnp.asarray(stop[rows]),
+                    t0=jnp.full(C, t0),
+                    rtol=jnp.asarray(rtol, dtype=jnp.float64),
+                    atol=jnp.asarray(atol, dtype=jnp.float64),
+                    max_steps=jnp.asarray(max_steps, dtype=jnp.int32),
+                )
+            )
+            k = len(idx)
+            values[idx] = np.asarray(res.outputs)[:k, : table.n_outputs]
+            status[idx] = np.asarray(res.status)[:k]
+            n_steps[idx] = np.asarray(res.n_steps)[:k]
+            n_acc[idx] = np.asarray(res.n_accepted)[:k]
+            done += k
+            if progress is not None:
+                progress(done, len(pending))
+        overflowed = pending[status[pending] == Status.HISTORY_OVERFLOW]
+        if not cm.has_delays or len(overflowed) == 0 or history_size is not None:
+            break
+        pending, hsize = overflowed, hsize * 4
+        del attempt
+    bad = status != Status.OK
+    values[bad] = np.nan
+    return RawSolution(values=values, status=status, n_steps=n_steps, n_accepted=n_acc)

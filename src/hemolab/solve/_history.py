@@ -1,0 +1,164 @@
+"""Delay history for the method of steps: a ring of past dense-output segments per patient.
+
+Each accepted step appends one segment (start time, length, solver-coordinate values and the
+four dense-output coefficient vectors of the *delayed* states only). A delayed value
+``x(t - tau)`` is read from the constant history before the (re)start time, from the segment
+containing it otherwise (binary search over the ring), so steps never exceed the smallest
+delay and no implicit iteration is needed. A ring too small to reach back one maximal delay
+is reported as ``history_overflow`` for that patient; it is never silently wrong
+(BENCHMARKS.md P2: an unchecked ring gave wrong answers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hemolab.compile._compiled import CompiledModel
+
+__all__ = ["History"]
+
+
+@dataclass(frozen=True)
+class History:
+    """Static description of a model's delay terms and ring size (pure functions of state)."""
+
+    size: int
+    dstates: np.ndarray  # indices of states read with a delay (m,)
+    term_pos: np.ndarray  # for each delay term k, its position in dstates (n_delays,)
+    log_mask: np.ndarray  # (m,) which delayed states are in log coordinates
+    delays_fn: Any
+    history_fn: Any
+    initial_fn: Any
+    n_states: int
+    n_delays: int
+
+    @staticmethod
+    def for_model(cm: CompiledModel, *, size: int) -> History:
+        names = cm.model.state_names
+        dnames = sorted({s for s, _ in cm.model.delays}, key=names.index)
+        dstates = np.array([names.index(s) for s in dnames], dtype=np.int32)
+        term_pos = np.array([dnames.index(s) for s, _ in cm.model.delays], dtype=np.int32)
+        n, nd = cm.n_states, cm.n_delays
+        zeros_y, zeros_z = jnp.zeros(n), jnp.zeros(nd)
+        return History(
+            size=max(int(size), 16),
+            dstates=dstates,
+            term_pos=term_pos,
+            log_mask=np.asarray(cm.log_mask)[dstates],
+            delays_fn=jax.vmap(lambda p: cm.delays(0.0, zeros_y, p, zeros_z)),
+            history_fn=jax.vmap(lambda p: cm.history(0.0, zeros_y, p, zeros_z)),
+            initial_fn=jax.vmap(lambda p: cm.initial(0.0, zeros_y, p, zeros_z)),
+            n_states=n,
+            n_delays=nd,
+        )
+
+    # -- state ---------------------------------------------------------------------------------
+    def init(self, ci: Any) -> dict[str, jax.Array]:
+        C, R, m = ci.inputs.shape[0], self.size, len(self.dstates)
+        p = ci.inputs
+        return dict(
+            t_start=jnp.full((C, R), jnp.inf),
+            h=jnp.ones((C, R)),
+            u0=jnp.zeros((C, R, m)),
+            coef=jnp.zeros((C, R, m, 4)),
+            count=jnp.zeros(C, dtype=jnp.int32),
+            head=jnp.zeros(C, dtype=jnp.int32),
+            t_begin=ci.t0.astype(jnp.float64),
+            y_begin=self.initial_fn(p)[:, self.dstates],
+            overflow=jnp.zeros(C, dtype=bool),
+        )
+
+    def on_reset(self, hs: dict, mask: jax.Array, t: jax.Array, p: jax.Array) -> dict:
+        """Restart the history at ``t`` for the masked patients (EVID 3/4)."""
+        hs = dict(hs)
+        hs["count"] = jnp.where(mask, 0, hs["count"])
+        hs["t_begin"] = jnp.where(mask, t, hs["t_begin"])
+        hs["y_begin"] = jnp.where(mask[:, None], self.initial_fn(p)[:, self.dstates], hs["y_begin"])
+        return hs
+
+    def max_step(self, hs: dict, p: jax.Array) -> jax.Array:
+        """Steps never exceed the smallest delay (explicit method of steps)."""
+        return jnp.min(self.delays_fn(p), axis=1)
+
+    def overflowed(self, hs: dict) -> jax.Array:
+        return hs["overflow"]
+
+    def append(
+        self,
+        hs: dict,
+        accept: jax.Array,
+        t: jax.Array,
+        h: jax.Array,
+        u: jax.Array,
+        coef: jax.Array,
+        p: jax.Array,
+    ) -> dict:
+        """Record the accepted step [t, t+h] of the masked patients."""
+        R = self.size
+        C = t.shape[0]
+        rows = jnp.arange(C)
+        head = hs["head"]
+        tau_max = jnp.max(self.delays_fn(p), axis=1)
+        old_end = hs["t_start"][rows, head] + hs["h"][rows, head]
+        full = hs["count"] >= R
+        # the overwritten segment may still be needed by queries reaching back tau_max
+        lost = accept & full & (old_end > t + h - tau_max) & (old_end > hs["t_begin"])
+        new = dict(hs)
+        new["overflow"] = hs["overflow"] | lost
+
+        def put(arr: jax.Array, val: jax.Array) -> jax.Array:
+            cur = arr[rows, head]
+            mask = accept.reshape((C,) + (1,) * (val.ndim - 1))
+            return arr.at[rows, head].set(jnp.where(mask, val, cur), unique_indices=True)
+
+        new["t_start"] = put(hs["t_start"], t)
+        new["h"] = put(hs["h"], h)
+        new["u0"] = put(hs["u0"], u[:, self.dstates])
+        new["coef"] = put(hs["coef"], coef[:, self.dstates, :])
+        new["head"] = jnp.where(accept, (head + 1) % R, head)
+        new["count"] = jnp.where(accept, jnp.minimum(hs["count"] + 1, R), hs["count"])
+        return new
+
+    # -- lookup --------------------------------------------------------------------------------
+    def lookup(self, hs: dict, t: jax.Array, p: jax.Array) -> jax.Array:
+        """Values of every delay term at time ``t`` (C,) → (C, n_delays), natural coords."""
+        R = self.size
+        C = t.shape[0]
+        rows = jnp.arange(C)
+        taus = self.delays_fn(p)  # (C, n_delays)
+        hist_y = self.history_fn(p)[:, self.dstates]  # (C, m)
+        count, head = hs["count"], hs["head"]
+        first = (head - count) % R
+        out = []
+        for k in range(self.n_delays):
+            j = int(self.term_pos[k])
+            q = t - taus[:, k]
+            # binary search: the last logical segment whose start is <= q
+            lo = jnp.zeros(C, dtype=jnp.int32)
+            hi = jnp.maximum(count - 1, 0)
+            for _ in range(int(np.ceil(np.log2(R))) + 1):
+                mid = (lo + hi + 1) // 2
+                ts = hs["t_start"][rows, (first + mid) % R]
+                go = ts <= q
+                lo = jnp.where(go, mid, lo)
+                hi = jnp.where(go, hi, mid - 1)
+                hi = jnp.maximum(hi, lo)
+            idx = (first + lo) % R
+            ts = hs["t_start"][rows, idx]
+            hh = hs["h"][rows, idx]
+            th = jnp.clip((q - ts) / hh, 0.0, 1.0)
+            powers = jnp.stack([th, th * th, th**3, th**4], axis=1)
+            uq = hs["u0"][rows, idx, j] + hh * jnp.einsum(
+                "sq,sq->s", hs["coef"][rows, idx, j, :], powers
+            )
+            yq = jnp.exp(uq) if self.log_mask[j] else uq
+            before = q < hs["t_begin"]
+            empty = count == 0
+            val = jnp.where(empty, hs["y_begin"][:, j], yq)
+            out.append(jnp.where(before, hist_y[:, j], val))
+        return jnp.stack(out, axis=1)

@@ -1,0 +1,371 @@
+"""The batched adaptive solver loop: Dormand–Prince 5(4), per-patient step control, exact events.
+
+One ``lax.while_loop`` advances a whole chunk of patients. Each iteration, every patient does
+exactly one of two things, decided by its own state (no lockstep in *time*, only in
+iterations):
+
+* **action** — its next action (sorted table of outputs and events, see
+  ``hemolab.events``) is due at its current time: apply it (write an output, add a dose, change
+  a parameter, reset...) and advance its action pointer;
+* **step** — otherwise take one adaptive DP5 step towards its next *stop* (the next
+  non-output action), landing exactly on it. Accepted steps fill the outputs they pass with the
+  4th-order dense output.
+
+So events are exact at their times by construction, never found by step-size luck. Positive
+states are integrated as ``log(y)``. Delay equations keep a ring buffer of past dense-output
+segments per patient (method of steps; see ``_history.py`` and design note 002).
+
+This is a hand-batched loop rather than ``vmap`` of a per-patient ``while_loop``: vmapped
+while-loops copy every carried array each iteration and ran 5-13x slower in the P2 prototype
+(BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hemolab.compile._compiled import CompiledModel
+from hemolab.events._ops import (
+    OP_ADD,
+    OP_BOLUS,
+    OP_MULTIPLY,
+    OP_OUTPUT,
+    OP_PARAM,
+    OP_PHLEBOTOMY,
+    OP_RATE,
+    OP_RATE_F,
+    OP_REPLACE,
+    OP_RESET,
+)
+from hemolab.solve import _tableau as tab
+from hemolab.solve._history import History
+from hemolab.solve._status import Status
+
+__all__ = ["ChunkInputs", "ChunkResult", "make_chunk_solver"]
+
+_RUNNING = int(Status.RUNNING)
+
+
+class ChunkInputs(NamedTuple):
+    """Device arrays for one chunk of C patients (all padded to bucket sizes)."""
+
+    inputs: jax.Array  # (C, P) parameters then covariates
+    act_time: jax.Array  # (C, A) +inf padded
+    act_op: jax.Array  # (C, A) int32
+    act_target: jax.Array  # (C, A) int32
+    act_value: jax.Array  # (C, A)
+    act_stop: jax.Array  # (C, A) next non-output action time at/after each index
+    t0: jax.Array  # (C,) start time
+    rtol: jax.Array  # ()
+    atol: jax.Array  # ()
+    max_steps: jax.Array  # () int32
+
+
+class ChunkResult(NamedTuple):
+    outputs: jax.Array  # (C, T, n_states + n_observables), NaN where not written
+    status: jax.Array  # (C,) int32 (Status)
+    n_steps: jax.Array  # (C,) attempted steps
+    n_accepted: jax.Array  # (C,)
+
+
+def make_chunk_solver(
+    cm: CompiledModel, *, n_outputs: int, history_size: int = 0
+) -> Callable[[ChunkInputs], ChunkResult]:
+    """Build the (un-jitted) chunk solver of a compiled model for T = ``n_outputs`` slots."""
+    n = cm.n_states
+    n_obs = len(cm.model.observables)
+    log_mask = jnp.asarray(cm.log_mask)
+    any_log = bool(np.any(cm.log_mask))
+    blood_mask = jnp.zeros(n, dtype=bool)
+    if cm.model.blood is not None:
+        names = cm.model.state_names
+        idx = [names.index(s) for s in (*cm.model.blood.cell_states, *cm.model.blood.plasma_states)]
+        blood_mask = blood_mask.at[jnp.asarray(idx, dtype=jnp.int32)].set(True)
+
+    rhs_b = jax.vmap(cm.rhs)
+    init_b = jax.vmap(lambda p: cm.initial(0.0, jnp.zeros(n), p, jnp.zeros(cm.n_delays)))
+    obs_b = jax.vmap(cm.observables)
+    f_b = jax.vmap(lambda p: cm.bioavailability(0.0, jnp.zeros(n), p, jnp.zeros(cm.n_delays)))
+    bv_b = jax.vmap(cm.blood_volume)
+    c_nodes = [float(c) for c in tab.C]
+    a_rows = [[float(a) for a in row] for row in tab.A]
+    e_w = [float(e) for e in tab.E]
+    p_mat = jnp.asarray(tab.P)
+    history = History.for_model(cm, size=history_size) if cm.has_delays else None
+
+    def to_y(u: jax.Array) -> jax.Array:
+        return jnp.where(log_mask, jnp.exp(u), u) if any_log else u
+
+    def to_u(y: jax.Array) -> jax.Array:
+        if not any_log:
+            return y
+        safe = jnp.where(log_mask, jnp.where(y > 0, y, jnp.nan), 1.0)
+        return jnp.where(log_mask, jnp.log(safe), y)
+
+    def solve(ci: ChunkInputs) -> ChunkResult:
+        C = ci.inputs.shape[0]
+        rows = jnp.arange(C)
+        rtol, atol = ci.rtol, ci.atol
+        hist_state = history.init(ci) if history is not None else None
+
+        def delayed_values(hs: Any, t: jax.Array, p: jax.Array) -> jax.Array:
+            if history is None:
+                return jnp.zeros((C, 0))
+            return history.lookup(hs, t, p)
+
+        def f(hs: Any, t: jax.Array, u: jax.Array, p: jax.Array, r: jax.Array) -> jax.Array:
+            y = to_y(u)
+            dy = rhs_b(t, y, p, delayed_values(hs, t, p)) + r
+            return jnp.where(log_mask, dy / y, dy) if any_log else dy
+
+        def scale(u0: jax.Array, u1: jax.Array) -> jax.Array:
+            sc = atol + rtol * jnp.maximum(jnp.abs(u0), jnp.abs(u1))
+            # log states: an absolute error in log(y) is a relative error in y
+            return jnp.where(log_mask, rtol + atol, sc) if any_log else sc
+
+        def rms(x: jax.Array) -> jax.Array:
+            return jnp.sqrt(jnp.mean(x * x, axis=-1))
+
+        def initial_step(hs: Any, t, u, p, r, k1, room):
+            """Hairer's starting step (Solving ODEs I, II.4), capped by the room to the stop."""
+            sc = scale(u, u)
+            d0, d1 = rms(u / sc), rms(k1 / sc)
+            h0 = jnp.where((d0 < 1e-5) | (d1 < 1e-5), 1e-6, 0.01 * d0 / d1)
+            h0 = jnp.minimum(h0, room)
+            h0 = jnp.maximum(h0, 1e-10)
+            k2 = f(hs, t + h0, u + h0[:, None] * k1, p, r)
+            d2 = rms((k2 - k1) / sc) / h0
+            dm = jnp.maximum(d1, d2)
+            h1 = jnp.where(
+                dm <= 1e-15,
+                jnp.maximum(1e-6, h0 * 1e-3),
+                jnp.exp(jnp.log(0.01 / jnp.maximum(dm, 1e-300)) / tab.ORDER),
+            )
+            return jnp.minimum(100 * h0, h1)
+
+        def observe(hs: Any, t: jax.Array, y: jax.Array, p: jax.Array) -> jax.Array:
+            if n_obs == 0:
+                return y
+            return jnp.concatenate([y, obs_b(t, y, p, delayed_values(hs, t, p))], axis=1)
+
+        u0 = to_u(init_b(ci.inputs))
+        carry = dict(
+            t=ci.t0.astype(jnp.float64),
+            h=jnp.zeros(C),
+            u=u0,
+            k1=jnp.zeros((C, n)),
+            r=jnp.zeros((C, n)),
+            p=ci.inputs,
+            ptr=jnp.zeros(C, dtype=jnp.int32),
+            status=jnp.where(
+                jnp.all(jnp.isfinite(u0), axis=1), _RUNNING, int(Status.NONFINITE)
+            ).astype(jnp.int32),
+            n_steps=jnp.zeros(C, dtype=jnp.int32),
+            n_acc=jnp.zeros(C, dtype=jnp.int32),
+            fresh=jnp.ones(C, dtype=bool),  # k1 and h must be (re)computed
+            out=jnp.full((C, n_outputs, n + n_obs), jnp.nan),
+            hist=hist_state,
+        )
+
+        def take(a: jax.Array, ptr: jax.Array) -> jax.Array:
+            return jnp.take_along_axis(a, ptr[:, None], axis=1)[:, 0]
+
+        def cond(c: dict) -> jax.Array:
+            return jnp.any(c["status"] == _RUNNING)
+
+        def body(c: dict) -> dict:
+            t, u, p, r, ptr, status = c["t"], c["u"], c["p"], c["r"], c["ptr"], c["status"]
+            running = status == _RUNNING
+            ta = take(ci.act_time, ptr)
+            finished = running & jnp.isinf(ta)
+            status = jnp.where(finished, int(Status.OK), status)
+            running = running & ~finished
+            at_action = running & (ta <= t)
+            stepping = running & ~at_action
+
+            # ---------------- actions (skipped entirely when no patient has one due) --------
+            def apply_actions(a):
+                u, r, p, status, hist, fresh, ptr, out = a
+                op = take(ci.act_op, ptr)
+                tgt = take(ci.act_target, ptr)
+                val = take(ci.act_value, ptr)
+                y = to_y(u)
+                e = jnp.arange(n)[None, :] == tgt[:, None]
+                f_t = jnp.take_along_axis(f_b(p), jnp.clip(tgt, 0, n - 1)[:, None], axis=1)
+                v = val[:, None]
+                y_new = jnp.select(
+                    [
+                        (op == OP_BOLUS)[:, None],
+                        (op == OP_ADD)[:, None],
+                        (op == OP_REPLACE)[:, None],
+                        (op == OP_MULTIPLY)[:, None],
+                        (op == OP_RESET)[:, None],
+                        (op == OP_PHLEBOTOMY)[:, None],
+                    ],
+                    [
+                        jnp.where(e, y + v * f_t, y),
+                        jnp.where(e, y + v, y),
+                        jnp.where(e, v, y),
+                        jnp.where(e, y * v, y),
+                        init_b(p),
+                        jnp.where(
+                            blood_mask[None, :],
+                            y * (1.0 - v / bv_b(t, y, p, delayed_values(hist, t, p))),
+                            y,
+                        ),
+                    ],
+                    y,
+                )
+                r_new = jnp.select(
+                    [
+                        (op == OP_RATE)[:, None],
+                        (op == OP_RATE_F)[:, None],
+                        (op == OP_RESET)[:, None],
+                    ],
+                    [jnp.where(e, r + v, r), jnp.where(e, r + v * f_t, r), jnp.zeros_like(r)],
+                    r,
+                )
+                pe = jnp.arange(p.shape[1])[None, :] == tgt[:, None]
+                p_new = jnp.where((op == OP_PARAM)[:, None] & pe, v, p)
+                changed = jnp.any(y_new != y, axis=1) | (op == OP_RESET)
+                u_act = jnp.where(y_new == y, u, to_u(y_new))
+                act_fail = at_action & changed & ~jnp.all(jnp.isfinite(u_act), axis=1)
+                do_out = at_action & (op == OP_OUTPUT)
+                obs_now = observe(hist, t, y, p)
+                slot = jnp.clip(tgt, 0, n_outputs - 1)
+                cur = out[rows, slot]
+                out = out.at[rows, slot].set(
+                    jnp.where(do_out[:, None], obs_now, cur), unique_indices=True
+                )
+                refresh = at_action & (op != OP_OUTPUT)
+                u = jnp.where(at_action[:, None], u_act, u)
+                r = jnp.where(at_action[:, None], r_new, r)
+                p = jnp.where(at_action[:, None], p_new, p)
+                status = jnp.where(act_fail, int(Status.NONFINITE), status)
+                if history is not None:
+                    hist = history.on_reset(hist, at_action & (op == OP_RESET), t, p)
+                fresh = fresh | refresh
+                ptr = ptr + at_action.astype(jnp.int32)
+                return u, r, p, status, hist, fresh, ptr, out
+
+            u, r, p, status, hist, fresh, ptr, out = jax.lax.cond(
+                jnp.any(at_action),
+                apply_actions,
+                lambda a: a,
+                (u, r, p, status, c["hist"], c["fresh"], ptr, c["out"]),
+            )
+
+            # ---------------- steps ---------------------------------------------------------
+            stop = take(ci.act_stop, ptr)
+            room = stop - t
+            need = stepping & fresh
+
+            def restart(args):
+                k1, h = args
+                k1n = f(hist, t, u, p, r)
+                hn = initial_step(hist, t, u, p, r, k1n, jnp.maximum(room, 1e-300))
+                return (
+                    jnp.where(need[:, None], k1n, k1),
+                    jnp.where(need, hn, h),
+                )
+
+            k1, h = jax.lax.cond(jnp.any(need), restart, lambda a: a, (c["k1"], c["h"]))
+            if history is not None:
+                h = jnp.minimum(h, history.max_step(hist, p))
+            fresh = fresh & ~stepping
+            land = h >= room
+            h_eff = jnp.where(land, room, h)
+            h_eff = jnp.where(stepping, h_eff, 1.0)  # keep idle patients' arithmetic finite
+            hc = h_eff[:, None]
+            ks = [k1]
+            for i in range(1, 7):
+                ui = u + hc * sum(a_rows[i][j] * ks[j] for j in range(i) if a_rows[i][j] != 0.0)
+                ks.append(f(hist, t + c_nodes[i] * h_eff, ui, p, r))
+            u_new = u + hc * sum(float(tab.B[j]) * ks[j] for j in range(6) if tab.B[j] != 0.0)
+            err_vec = hc * sum(e_w[j] * ks[j] for j in range(7) if e_w[j] != 0.0)
+            err = rms(err_vec / scale(u, u_new))
+            ok = jnp.isfinite(err) & jnp.all(jnp.isfinite(u_new), axis=1)
+            accept = stepping & ok & (err <= 1.0)
+            # step-size controller (exp/log instead of pow)
+            fac = jnp.where(
+                ok,
+                0.9 * jnp.exp(-jnp.log(jnp.maximum(err, 1e-10)) / tab.ORDER),
+                0.2,
+            )
+            fac = jnp.clip(fac, 0.2, jnp.where(accept, 10.0, 1.0))
+            h_next = h_eff * fac
+            t_new = jnp.where(land, stop, t + h_eff)
+
+            # dense output for outputs strictly inside (t, t_new)
+            coef = jnp.einsum("skn,kq->snq", jnp.stack(ks, axis=1), p_mat)  # (C, n, 4)
+            if history is not None:
+                hist = history.append(hist, accept, t, h_eff, u, coef, p)
+
+            def dense_cond(dc):
+                dptr, _ = dc
+                tq = take(ci.act_time, dptr)
+                oq = take(ci.act_op, dptr)
+                return jnp.any(accept & (oq == OP_OUTPUT) & (tq < t_new))
+
+            def dense_body(dc):
+                dptr, dout = dc
+                tq = take(ci.act_time, dptr)
+                oq = take(ci.act_op, dptr)
+                sq = jnp.clip(take(ci.act_target, dptr), 0, n_outputs - 1)
+                write = accept & (oq == OP_OUTPUT) & (tq < t_new)
+                th = jnp.clip((tq - t) / h_eff, 0.0, 1.0)
+                powers = jnp.stack([th, th * th, th**3, th**4], axis=1)
+                uq = u + hc * jnp.einsum("snq,sq->sn", coef, powers)
+                vals = observe(hist, tq, to_y(uq), p)
+                cur_q = dout[rows, sq]
+                dout = dout.at[rows, sq].set(
+                    jnp.where(write[:, None], vals, cur_q), unique_indices=True
+                )
+                return dptr + write.astype(jnp.int32), dout
+
+            ptr, out = jax.lax.while_loop(dense_cond, dense_body, (ptr, out))
+
+            t = jnp.where(accept, t_new, t)
+            u = jnp.where(accept[:, None], u_new, u)
+            k1 = jnp.where(accept[:, None], ks[6], k1)
+            h = jnp.where(stepping, h_next, h)
+            n_steps = c["n_steps"] + stepping.astype(jnp.int32)
+            n_acc = c["n_acc"] + accept.astype(jnp.int32)
+            tiny = stepping & (h_next < 1e-14 * jnp.maximum(jnp.abs(t), 1.0))
+            status = jnp.where(tiny, int(Status.STEP_TOO_SMALL), status)
+            status = jnp.where(
+                stepping & (n_steps >= ci.max_steps) & (status == _RUNNING),
+                int(Status.MAX_STEPS),
+                status,
+            )
+            if history is not None:
+                status = jnp.where(
+                    (status == _RUNNING) & history.overflowed(hist),
+                    int(Status.HISTORY_OVERFLOW),
+                    status,
+                )
+            return dict(
+                t=t,
+                h=h,
+                u=u,
+                k1=k1,
+                r=r,
+                p=p,
+                ptr=ptr,
+                status=status,
+                n_steps=n_steps,
+                n_acc=n_acc,
+                fresh=fresh,
+                out=out,
+                hist=hist,
+            )
+
+        final = jax.lax.while_loop(cond, body, carry)
+        return ChunkResult(final["out"], final["status"], final["n_steps"], final["n_acc"])
+
+    return solve

@@ -277,7 +277,7 @@ class RoadRunnerP1Pool:
     ----------
     processes : int, default 2
         Worker processes.
-    chunk : int, default 250
+    chunk : int, default 100
         Patients per task: small enough to balance slow patients across workers.
 
     Examples
@@ -286,7 +286,7 @@ class RoadRunnerP1Pool:
     ...     seconds, circ, failures = pool.solve(p1_population(2000), P1_GRID_H)
     """
 
-    def __init__(self, processes: int = 2, *, chunk: int = 250) -> None:
+    def __init__(self, processes: int = 2, *, chunk: int = 100) -> None:
         context = multiprocessing.get_context("spawn")
         start = time.perf_counter()
         barrier = context.Barrier(processes)

@@ -17,6 +17,8 @@ from hemolab._errors import (
     UnknownSymbolError as UnknownSymbolError,
     UnsupportedError as UnsupportedError,
 )
+from hemolab.compile import CompiledModel as CompiledModel, compile_model as compile_model
+from hemolab.library import get_model as get_model, list_models as list_models
 from hemolab.model import (
     BloodSpec as BloodSpec,
     Covariate as Covariate,
@@ -25,5 +27,38 @@ from hemolab.model import (
     Parameter as Parameter,
     State as State,
 )
+from hemolab.results import Results as Results, read_metadata as read_metadata
+from hemolab.solve import Status as Status
+from hemolab.solve._simulate import simulate as simulate
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "BloodSpec",
+    "CompiledModel",
+    "Covariate",
+    "DatasetError",
+    "DatasetIssue",
+    "DelayError",
+    "HemolabError",
+    "HemolabWarning",
+    "MissingParameterError",
+    "Model",
+    "ModelError",
+    "Observable",
+    "Parameter",
+    "Results",
+    "ScheduleError",
+    "SolveError",
+    "State",
+    "Status",
+    "UnitError",
+    "UnknownSymbolError",
+    "UnsupportedError",
+    "__version__",
+    "compile_model",
+    "get_model",
+    "list_models",
+    "read_metadata",
+    "simulate",
+]

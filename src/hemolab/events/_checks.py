@@ -298,9 +298,8 @@ class _RowReader:
                 c.issue(
                     row,
                     col,
-                    f"time goes back (row {subject.last_row} is later) within one subject; "
-                    "TIME must be non-decreasing per ID except on or right after a reset "
-                    "(EVID 3/4)",
+                    f"time goes back: row {subject.last_row} of the same ID is later; times "
+                    "must be non-decreasing per ID except on or right after a reset (EVID 3/4)",
                 )
             subject.last_time, subject.last_row, subject.last_evid = time, row, evid
         if evid is None:
@@ -423,6 +422,8 @@ class _RowReader:
             math.nan if isinstance(v, _Bad) else v for v in nums.values()
         )
         is_dose = evid in _DOSE_EVIDS
+        # rules across dose columns only when every one of them could be read
+        cross = not bad & {"AMT", "RATE", "DUR", "II", "ADDL", "SS"}
 
         cmt, cmt_off = self.cmt(i, evid)
         out["cmt"], out["cmt_off"] = cmt, cmt_off
@@ -439,6 +440,7 @@ class _RowReader:
         ss_v = int(_num(ss, 0))
         if ss_v not in (0, 1, 2, 3):
             c.issue(row, "SS", f"SS {ss_v} is not 0, 1 or 2 (3 is read as 1)")
+            ss_v = 0  # reported; no follow-up SS checks
         elif ss_v == 3:
             if is_dose:
                 self.ss3_rows.append(row)
@@ -457,7 +459,7 @@ class _RowReader:
             for col, v in (("SS", ss_v), ("II", ii_v), ("ADDL", addl_v)):
                 if v != 0:
                     c.issue(row, col, f"{col} must be 0 or empty on EVID {evid} (dose rows only)")
-        elif ss_v == 0 and (ii_v > 0) != (addl_v > 0):
+        elif cross and ss_v == 0 and addl_v >= 0 and (ii_v > 0) != (addl_v > 0):
             col = "ADDL" if ii_v > 0 else "II"
             c.issue(
                 row,
@@ -488,7 +490,7 @@ class _RowReader:
         if not math.isnan(dur_v):
             if dur_v < 0:
                 c.issue(row, "DUR", f"DUR {dur_v:g} is negative")
-            if rate_v != 0 and is_dose:
+            if cross and rate_v != 0 and is_dose:
                 c.issue(
                     row,
                     "DUR",
@@ -507,7 +509,7 @@ class _RowReader:
                 c.issue(row, "AMT", f"AMT is missing on a dose (EVID {evid})")
             elif amt_v < 0:
                 c.issue(row, "AMT", f"AMT {amt_v:g} is negative")
-            elif amt_v == 0 and not (ss_v != 0 and rate_v > 0 and ii_v == 0):
+            elif cross and amt_v == 0 and not (ss_v != 0 and rate_v > 0 and ii_v == 0):
                 c.issue(
                     row,
                     "AMT",
@@ -528,7 +530,7 @@ class _RowReader:
                     f"steady state (SS={ss_v}) is not available for model {self.m.name!r}, "
                     "which has delays; simulate the run-in doses explicitly",
                 )
-            if ii_v <= 0 and not (amt_v == 0 and rate_v > 0):
+            if cross and ii_v <= 0 and not (amt_v == 0 and rate_v > 0):
                 c.issue(
                     row,
                     "II",

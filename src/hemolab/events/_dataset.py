@@ -104,7 +104,7 @@ class SubjectEvents:
     records: tuple[EventRecord, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class EventDataset:
     """A checked event dataset: per-subject records in the model's units.
 
@@ -144,6 +144,13 @@ class EventDataset:
     # Source identifiers and DATETIME anchors are identifying: kept out of repr and comparisons.
     _id_map: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     _anchors: Mapping[str, datetime] = field(default_factory=dict, repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        n_records = sum(len(s.records) for s in self.subjects)
+        return (
+            f"EventDataset(file={self.file!r}, model_name={self.model_name!r}, "
+            f"n_subjects={self.n_subjects}, n_records={n_records}, time_unit={self.time_unit!r})"
+        )
 
     @property
     def n_subjects(self) -> int:

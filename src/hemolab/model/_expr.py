@@ -11,6 +11,7 @@ definition time, to export SBML, and to derive closed-form PK and log-transforme
 from __future__ import annotations
 
 import re
+import tokenize
 from collections.abc import Iterable
 
 import sympy as sp
@@ -137,7 +138,14 @@ def parse_expression(
             transformations=(*standard_transformations, convert_xor),
             evaluate=True,
         )
-    except (SyntaxError, TypeError, ValueError, AttributeError, sp.SympifyError) as exc:
+    except (
+        SyntaxError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        tokenize.TokenError,
+        sp.SympifyError,
+    ) as exc:
         raise ModelError(f"{where}: cannot parse {text!r}: {exc}") from None
     if not isinstance(expr, sp.Basic) or isinstance(expr, sp.logic.boolalg.BooleanAtom):
         raise ModelError(f"{where}: {text!r} is not a numeric expression")

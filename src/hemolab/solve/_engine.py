@@ -65,11 +65,16 @@ def _chunk_size(n: int, chunk_size: int) -> int:
 _JIT_CACHE: weakref.WeakKeyDictionary[CompiledModel, dict] = weakref.WeakKeyDictionary()
 
 
-def _compiled_solver(cm: CompiledModel, T: int, history_size: int) -> Callable:
+def _compiled_solver(
+    cm: CompiledModel, T: int, history_size: int, fixed_step: float | None = None
+) -> Callable:
     cache = _JIT_CACHE.setdefault(cm, {})
-    key = (T, history_size)
+    key = (T, history_size, fixed_step)
     if key not in cache:
-        cache[key] = jax.jit(make_chunk_solver(cm, n_outputs=T, history_size=history_size))
+        solver = make_chunk_solver(
+            cm, n_outputs=T, history_size=history_size, fixed_step=fixed_step
+        )
+        cache[key] = jax.jit(solver)
     return cache[key]
 
 
@@ -138,6 +143,7 @@ def run_actions(
     chunk_size: int = 256,
     history_size: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    fixed_step: float | None = None,
 ) -> RawSolution:
     """Solve N patients: ``inputs`` (N, P) and an action table of N rows (or 1, broadcast)."""
     inputs = np.atleast_2d(np.asarray(inputs, dtype=np.float64))
@@ -168,7 +174,7 @@ def run_actions(
     n_acc = np.zeros(N, dtype=np.int64)
     pending = np.arange(N)
     for attempt in range(3):  # grow the delay ring for patients that overflowed it
-        solver = _compiled_solver(cm, T, hsize)
+        solver = _compiled_solver(cm, T, hsize, fixed_step)
         done = 0
         for start in range(0, len(pending), C):
             idx = pending[start : start + C]

@@ -1,0 +1,291 @@
+"""The ``hemolab`` command line (Typer + Rich).
+
+Commands whose output others script against take ``--json`` and print one JSON document
+(schemas in ``hemolab/schemas/``). Errors print one clear message and exit with status 2
+(bad input) or 1 (a solve failed); no traceback for anticipated problems.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hemolab._errors import HemolabError, ModelError
+
+app = typer.Typer(
+    name="hemolab",
+    help="hemolab: an in-silico hematology laboratory.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def load_model(spec: str) -> Any:
+    """A library model by name, or a model file (``.py`` defining ``model``)."""
+    from hemolab.library import get_model, list_models
+    from hemolab.model import Model
+
+    if spec in list_models():
+        return get_model(spec)
+    path = Path(spec)
+    if path.suffix == ".py":
+        if not path.is_file():
+            raise ModelError(f"model file {spec!r} does not exist")
+        namespace = runpy.run_path(str(path))
+        model = namespace.get("model")
+        if callable(model) and not isinstance(model, Model):
+            model = model()
+        if not isinstance(model, Model):
+            raise ModelError(
+                f"model file {spec!r} must define `model` (a hemolab.Model or a function "
+                "returning one)"
+            )
+        return model
+    raise ModelError(
+        f"{spec!r} is neither a library model ({', '.join(list_models())}) nor a model file "
+        "(.py defining `model`)"
+    )
+
+
+def model_info(model: Any) -> dict[str, Any]:
+    """Machine-readable description of a model (``hemolab models --json``)."""
+    return {
+        "name": model.name,
+        "time_unit": model.time_unit,
+        "citation": model.citation,
+        "description": model.description,
+        "has_delays": model.has_delays,
+        "accepts_blood_products": model.accepts_blood_products,
+        "states": [
+            {"name": s.name, "unit": s.unit, "positive": s.positive} for s in model.states
+        ],
+        "parameters": [
+            {
+                "name": p.name,
+                "value": p.value,
+                "unit": p.unit,
+                "bounds": [_json_float(b) for b in p.bounds],
+            }
+            for p in model.parameters
+        ],
+        "covariates": [
+            {"name": c.name, "default": c.default, "unit": c.unit} for c in model.covariates
+        ],
+        "observables": [{"name": o.name, "unit": o.unit} for o in model.observables],
+    }
+
+
+def _json_float(x: float) -> float | str:
+    return x if x == x and abs(x) != float("inf") else str(x)
+
+
+@app.command()
+def models(
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the model library with parameters, states, observables and citations."""
+    from hemolab.library import get_model, list_models
+
+    infos = [model_info(get_model(n)) for n in list_models()]
+    if json_out:
+        print(json.dumps({"models": infos}, indent=2))
+        return
+    table = Table(title="hemolab model library")
+    for col in ("name", "time", "states", "parameters", "observables", "citation"):
+        table.add_column(col, overflow="fold")
+    for info in infos:
+        table.add_row(
+            info["name"],
+            info["time_unit"],
+            ", ".join(s["name"] for s in info["states"]),
+            ", ".join(f"{p['name']}={p['value']:g}" for p in info["parameters"]),
+            ", ".join(o["name"] for o in info["observables"]),
+            info["citation"][:80] + ("…" if len(info["citation"]) > 80 else ""),
+        )
+    console.print(table)
+
+
+def _parse_params(items: list[str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise HemolabError(f"--param expects NAME=VALUE, got {item!r}")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise HemolabError(f"--param {name.strip()}: {value!r} is not a number") from None
+    return out
+
+
+@app.command()
+def simulate(
+    model: Annotated[str, typer.Argument(help="Library model name or model file (.py).")],
+    out: Annotated[Path, typer.Option("--out", help="Result file (.parquet).")],
+    events: Annotated[
+        Path | None, typer.Option("--events", help="Event dataset (CSV or Parquet).")
+    ] = None,
+    time_unit: Annotated[
+        str | None, typer.Option("--time-unit", help="Time unit of the dataset.")
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="NAME=VALUE, repeatable.")
+    ] = None,
+    t_end: Annotated[
+        str | None, typer.Option("--t-end", help="End of the output grid (e.g. 600h, 25d).")
+    ] = None,
+    dt: Annotated[str | None, typer.Option("--dt", help="Grid spacing (e.g. 24h).")] = None,
+    rtol: Annotated[float, typer.Option(help="Relative tolerance.")] = 1e-6,
+    atol: Annotated[float, typer.Option(help="Absolute tolerance.")] = 1e-8,
+    dose_before_obs: Annotated[
+        bool, typer.Option("--dose-before-obs", help="Tied observations see the dose.")
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+) -> None:
+    """Simulate MODEL (from its initial state, or under an event dataset) to a Parquet file."""
+    from hemolab.model._units import parse_duration
+    from hemolab.solve import simulate as run
+
+    try:
+        mdl = load_model(model)
+        if events is not None and not events.is_file():
+            raise HemolabError(f"event dataset {str(events)!r} does not exist")
+        te = parse_duration(t_end, mdl.time_unit) if t_end is not None else None
+        step = parse_duration(dt, mdl.time_unit) if dt is not None else None
+        if events is None and te is None:
+            raise HemolabError("without --events, give --t-end (and optionally --dt)")
+        with _progress(quiet=json_out) as progress:
+            res = run(
+                mdl,
+                events,
+                params=_parse_params(param or []),
+                t_end=te,
+                dt=step,
+                time_unit=time_unit,
+                rtol=rtol,
+                atol=atol,
+                dose_before_obs=dose_before_obs,
+                progress=progress,
+            )
+        res.write_parquet(out)
+    except HemolabError as exc:
+        raise _fail(str(exc)) from None
+    summary = res.summary() | {"out": str(out)}
+    if json_out:
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_summary(summary)
+    if len(res.failed):
+        raise typer.Exit(1)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    console.print(
+        f"[bold]{summary['model']}[/]: {summary['n_patients']} patient(s), "
+        f"{summary['n_times']} output times ({summary['time_unit']}), "
+        f"status {', '.join(f'{k}={v}' for k, v in summary['status'].items() if v)}"
+    )
+    table = Table()
+    for col in ("variable", "unit", "min", "max"):
+        table.add_column(col)
+    for name, v in summary["variables"].items():
+        fmt = (lambda x: "—" if x is None else f"{x:.6g}")  # noqa: E731
+        table.add_row(name, v["unit"] or "", fmt(v["min"]), fmt(v["max"]))
+    console.print(table)
+    console.print(f"written: {summary['out']}")
+
+
+class _progress:
+    """Rich progress bar fed by the solver's per-chunk callback (silent when quiet)."""
+
+    def __init__(self, *, quiet: bool):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.quiet = quiet
+        self.bar = Progress(
+            TextColumn("solving"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} patients"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+            disable=quiet,
+        )
+        self.task: Any = None
+
+    def __enter__(self) -> _progress:
+        self.bar.__enter__()
+        self.task = self.bar.add_task("solve", total=None)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(None, None, None)
+
+    def __call__(self, done: int, total: int) -> None:
+        self.bar.update(self.task, completed=done, total=total)
+
+
+@app.command()
+def show(model: Annotated[str, typer.Argument(help="Library model name or model file.")]) -> None:
+    """Print a model's equations, parameters, observables and citation."""
+    try:
+        mdl = load_model(model)
+    except HemolabError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"[bold]{mdl.name}[/] (time unit {mdl.time_unit})")
+    if mdl.description:
+        console.print(mdl.description)
+    for name, expr in mdl.assignments.items():
+        console.print(f"  {name} = {expr}")
+    for s in mdl.states:
+        flag = " (positive)" if s.positive else ""
+        console.print(f"  d{s.name}/dt = {s.ddt}    [{s.unit or '—'}, initial {s.initial}]{flag}")
+    table = Table(title="parameters")
+    for col in ("name", "value", "unit", "bounds"):
+        table.add_column(col)
+    for p in mdl.parameters:
+        table.add_row(p.name, f"{p.value:g}", p.unit or "", f"[{p.bounds[0]}, {p.bounds[1]}]")
+    console.print(table)
+    for o in mdl.observables:
+        console.print(f"  observable {o.name} = {o.expr} [{o.unit or '—'}]")
+    console.print(f"citation: {mdl.citation or '—'}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("demo-output"),
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+) -> None:
+    """The main job end to end: docetaxel neutropenia over 4 cycles, nadirs and a plot."""
+    from hemolab.cli._demo import run_demo
+
+    try:
+        summary = run_demo(out, quiet=json_out, console=console)
+    except HemolabError as exc:
+        raise _fail(str(exc)) from None
+    if json_out:
+        print(json.dumps(summary, indent=2))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover - interactive
+        err_console.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,278 @@
+"""``simulate``: the one entry point from a model (and optionally an event dataset) to results."""
+
+from __future__ import annotations
+
+import os
+import time as _time
+import uuid
+import weakref
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from hemolab._errors import HemolabError, ModelError, ScheduleError
+from hemolab.compile._compiled import CompiledModel, compile_model
+from hemolab.model._model import Model
+from hemolab.results._results import Results, provenance
+from hemolab.solve._engine import ActionTable, run_actions
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from hemolab.events._dataset import EventDataset
+
+__all__ = ["get_compiled", "make_grid", "simulate"]
+
+_COMPILED: weakref.WeakValueDictionary[str, CompiledModel] = weakref.WeakValueDictionary()
+
+
+def get_compiled(model: Model | CompiledModel) -> CompiledModel:
+    """The compiled form of ``model``, generated once per model definition (by hash)."""
+    if isinstance(model, CompiledModel):
+        return model
+    if not isinstance(model, Model):
+        raise ModelError(f"expected a hemolab Model or CompiledModel, got {type(model).__name__}")
+    from hemolab.compile._compiled import model_hash
+
+    key = model_hash(model)
+    cm = _COMPILED.get(key)
+    if cm is None:
+        cm = compile_model(model)
+        _COMPILED[key] = cm
+    return cm
+
+
+def make_grid(t_end: float | None, dt: float | None, grid: Any = None) -> np.ndarray | None:
+    """Output grid from ``grid`` or ``0, dt, ..., t_end`` (inclusive)."""
+    if grid is not None:
+        g = np.asarray(grid, dtype=np.float64).ravel()
+        if g.size and (not np.all(np.isfinite(g)) or np.any(np.diff(g) < 0)):
+            raise ScheduleError("grid must be finite and non-decreasing")
+        return np.unique(g)
+    if t_end is None:
+        return None
+    if not np.isfinite(t_end) or t_end < 0:
+        raise ScheduleError(f"t_end must be a finite time >= 0, got {t_end}")
+    if dt is None:
+        dt = t_end / 100 if t_end > 0 else 1.0
+    if not dt > 0:
+        raise ScheduleError(f"dt must be > 0, got {dt}")
+    n = int(np.floor(t_end / dt + 1e-9))
+    g = np.arange(n + 1) * dt
+    if g[-1] < t_end - 1e-9 * max(1.0, t_end):
+        g = np.append(g, t_end)
+    return g
+
+
+def simulate(
+    model: Model | CompiledModel,
+    events: EventDataset | str | os.PathLike[str] | pd.DataFrame | None = None,
+    *,
+    params: Mapping[str, Any] | None = None,
+    grid: Any = None,
+    t_end: float | None = None,
+    dt: float | None = None,
+    time_unit: str | None = None,
+    dose_before_obs: bool = False,
+    rtol: float = 1e-6,
+    atol: float = 1e-8,
+    max_steps: int = 100_000,
+    chunk_size: int = 256,
+    history_size: int | None = None,
+    throw: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    run_id: str | None = None,
+    scenario: str = "base",
+    patient_ids: list[str] | None = None,
+) -> Results:
+    """Simulate a model for one patient, a batch of patients, or every subject of a dataset.
+
+    Main arguments
+    --------------
+    model
+        A :class:`~hemolab.Model` (compiled once and cached) or a compiled model.
+    events
+        An event dataset (DATA-FORMATS §A): a path, a DataFrame or an ``EventDataset``.
+        Without events the model runs from its initial state over the grid.
+    params
+        Parameter or covariate values: scalars, or arrays of length N for a batch of N
+        patients (with a dataset: one value per subject).
+    grid, t_end, dt
+        Output times in the model's time unit: ``grid`` explicitly, or ``0:dt:t_end``. With a
+        dataset the outputs are the union of the grid and the observation times.
+
+    Other arguments
+    ---------------
+    time_unit
+        Time unit of the dataset (default: the model's).
+    dose_before_obs
+        Observations tied with a dose report the post-dose value (default: pre-dose, §A).
+    rtol, atol, max_steps
+        Step control. Positive states are controlled in relative terms (log coordinates).
+    chunk_size
+        Patients solved together per compiled call.
+    history_size
+        Segments kept per patient for delays (default 1024, grown automatically on overflow).
+    throw
+        Raise :class:`~hemolab.SolveError` if any patient fails instead of returning its
+        status.
+    progress
+        Called with ``(done, total)`` patients after each chunk.
+
+    Returns
+    -------
+    Results
+        Values of states and observables at the output times, with per-patient status.
+
+    Examples
+    --------
+    >>> import hemolab as hl
+    >>> m = hl.Model("decay", time_unit="d",
+    ...     states=[hl.State("x", "-k*x", initial=1.0)], parameters=[hl.Parameter("k", 0.1)])
+    >>> res = hl.simulate(m, t_end=10.0, dt=1.0)
+    >>> round(float(res.variable("x")[0, -1]), 6)
+    0.367879
+    """
+    cm = get_compiled(model)
+    mdl = cm.model
+    run_id = run_id or uuid.uuid4().hex[:12]
+    g = make_grid(t_end, dt, grid)
+    started = _time.perf_counter()
+    from hemolab.events import EventDataset as _EventDataset
+    from hemolab.events import Schedule, build_schedule, read_events
+
+    dataset: _EventDataset | None = None
+    if events is not None:
+        if isinstance(events, _EventDataset):
+            dataset = events
+        else:
+            dataset = read_events(events, model=mdl, time_unit=time_unit)
+    if dataset is None:
+        if g is None or g.size == 0:
+            raise ScheduleError(
+                "nothing to report: give an output grid (grid=..., or t_end and dt) or events"
+            )
+        inputs = cm.inputs_from(dict(params or {}))
+        schedule = Schedule.from_grid(mdl, g, n_subjects=1)
+    else:
+        base = cm.inputs_from(dict(params or {}), n=dataset.n_subjects) if params else None
+        if base is None:
+            base = np.tile(cm.typical_inputs, (dataset.n_subjects, 1))
+        probe = build_schedule(dataset, mdl, grid=g, dose_before_obs=dose_before_obs)
+        inputs = _with_covariates(cm, base, probe.initial_covariates)
+        props = cm.host_dose_props(inputs)
+        from hemolab.events import DoseProperties
+
+        schedule = build_schedule(
+            dataset,
+            mdl,
+            grid=g,
+            dose_props=DoseProperties(**props),
+            dose_before_obs=dose_before_obs,
+        )
+    table = ActionTable(
+        time=schedule.time,
+        op=schedule.op,
+        target=schedule.target,
+        value=schedule.value,
+        n_outputs=int(schedule.out_time.shape[1]),
+    )
+    raw = run_actions(
+        cm,
+        inputs,
+        table,
+        rtol=rtol,
+        atol=atol,
+        max_steps=max_steps,
+        chunk_size=chunk_size,
+        history_size=history_size,
+        progress=progress,
+    )
+    N = inputs.shape[0]
+    rows = np.arange(N) if schedule.n_subjects == N else np.zeros(N, dtype=np.int64)
+    if patient_ids is None:
+        if dataset is not None:
+            patient_ids = list(schedule.subject_ids)
+        else:
+            patient_ids = [f"V{i:07d}" for i in range(N)]
+    if len(patient_ids) != N:
+        raise HemolabError(f"patient_ids has {len(patient_ids)} entries for {N} patients")
+    variables = mdl.state_names + mdl.observable_names
+    units = tuple(s.unit for s in mdl.states) + tuple(o.unit for o in mdl.observables)
+    kinds = ("state",) * len(mdl.states) + ("observable",) * len(mdl.observables)
+    meta = provenance(
+        version=_version(),
+        model=mdl.name,
+        model_hash=cm.hash,
+        solver="dopri5" + ("+method-of-steps" if cm.has_delays else ""),
+        rtol=rtol,
+        atol=atol,
+        max_steps=max_steps,
+        inputs_hash=_hash_array(inputs),
+        events_file=str(getattr(dataset, "file", "") or ""),
+        elapsed_s=round(_time.perf_counter() - started, 6),
+    )
+    res = Results(
+        values=raw.values,
+        time=schedule.out_time[rows],
+        occasion=schedule.out_occasion[rows],
+        is_observation=schedule.out_is_obs[rows],
+        variables=variables,
+        units=units,
+        kinds=kinds,
+        status=raw.status,
+        n_steps=raw.n_steps,
+        patient_ids=tuple(patient_ids),
+        replicate=np.zeros(N, dtype=np.int32),
+        time_unit=mdl.time_unit,
+        run_id=run_id,
+        scenario=scenario,
+        metadata=meta,
+        events=_events_table(schedule, run_id, scenario),
+    )
+    if throw:
+        res.raise_on_failure()
+    return res
+
+
+def _with_covariates(cm: CompiledModel, base: np.ndarray, initial: np.ndarray) -> np.ndarray:
+    out = base.copy()
+    n_par = len(cm.model.parameters)
+    cov = np.asarray(initial, dtype=np.float64)
+    if cov.size:
+        have = ~np.isnan(cov)
+        out[:, n_par:] = np.where(have, cov, out[:, n_par:])
+    missing = [
+        cm.model.inputs[j] for j in np.flatnonzero(np.isnan(out).any(axis=0)) if j >= n_par
+    ]
+    if missing:
+        raise ScheduleError(
+            f"covariate(s) {missing} have no value in the dataset and no default in model "
+            f"{cm.model.name!r}"
+        )
+    return out
+
+
+def _events_table(schedule: Any, run_id: str, scenario: str) -> Any:
+    records = getattr(schedule, "events", None)
+    if not records:
+        return None
+    import pyarrow as pa
+
+    table = pa.Table.from_pylist(list(records))
+    n = table.num_rows
+    table = table.append_column("run_id", pa.array([run_id] * n, type=pa.string()))
+    return table.append_column("scenario", pa.array([scenario] * n, type=pa.string()))
+
+
+def _hash_array(a: np.ndarray) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:16]
+
+
+def _version() -> str:
+    from hemolab import __version__
+
+    return __version__

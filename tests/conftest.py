@@ -1,0 +1,65 @@
+"""Test configuration: float64 everywhere, seeded keys, shared compiled models."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+jax.config.update("jax_enable_x64", True)
+
+import hemolab as hl  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20261125)
+
+
+@pytest.fixture(scope="session")
+def p1_model() -> hl.Model:
+    from bench.models import friberg_p1
+
+    return friberg_p1()
+
+
+@pytest.fixture(scope="session")
+def p1_compiled(p1_model: hl.Model) -> hl.CompiledModel:
+    from hemolab.solve._simulate import get_compiled
+
+    return get_compiled(p1_model)
+
+
+@pytest.fixture(scope="session")
+def mg_model() -> hl.Model:
+    return hl.get_model("mackey_glass")
+
+
+@pytest.fixture(scope="session")
+def one_cmt() -> hl.Model:
+    """One-compartment PK with a depot: the hand-computable reference for every EVID."""
+    return hl.Model(
+        "one_cmt",
+        time_unit="h",
+        states=[
+            hl.State("depot", "-ka*depot", unit="mg", bioavailability="F1", lag="ALAG"),
+            hl.State(
+                "central",
+                "ka*depot - (CL/V)*central",
+                unit="mg",
+                infusion_rate="R2",
+                infusion_duration="D2",
+            ),
+        ],
+        parameters=[
+            hl.Parameter("ka", 1.0, unit="h-1"),
+            hl.Parameter("CL", 2.0, unit="L/h"),
+            hl.Parameter("V", 10.0, unit="L"),
+            hl.Parameter("F1", 1.0),
+            hl.Parameter("ALAG", 0.0, unit="h"),
+            hl.Parameter("R2", 5.0, unit="mg/h"),
+            hl.Parameter("D2", 2.0, unit="h"),
+        ],
+        covariates=[hl.Covariate("WT", default=70.0, unit="kg")],
+        observables=[hl.Observable("Cc", "central/V", unit="mg/L")],
+    )

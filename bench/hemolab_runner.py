@@ -64,50 +64,25 @@ def _import_hemolab() -> ModuleType:
 
 
 def build_p1_model(hl: ModuleType) -> object:
-    """Build the benchmark-only P1 Friberg model with hemolab's public API.
+    """Return the benchmark-only P1 Friberg model, :func:`bench.models.friberg_p1`.
 
-    States ``A`` (mg, dosed, not log-transformed: it starts at 0) and ``Prol, T1, T2, T3,
-    Circ`` (1e9/L, positive: solved as logarithms); parameters ``CL, V, MTT, Circ0, Slope,
-    gamma``; ``ktr = kprol = 4/MTT``, ``Edrug = Slope A / V`` (see :mod:`bench.problems`).
+    States ``A`` (mg, dosed) and ``Prol, T1, T2, T3, Circ`` (1e9/L, positive); parameters
+    ``CL, V, MTT, Circ0, Slope, gamma`` (see :mod:`bench.problems`).
 
     Parameters
     ----------
     hl : module
-        The imported ``hemolab``.
+        The imported ``hemolab`` (``bench.models`` imports it too).
 
     Returns
     -------
     hemolab.Model
         The model.
     """
-    neut = "10*9/L"
-    return hl.Model(
-        "friberg_p1_bench",
-        time_unit="h",
-        states=[
-            hl.State("A", "-(CL/V)*A", unit="mg"),
-            hl.State(
-                "Prol",
-                "kprol*Prol*(1 - Edrug)*(Circ0/Circ)**gamma - ktr*Prol",
-                initial="Circ0",
-                unit=neut,
-                positive=True,
-            ),
-            hl.State("T1", "ktr*Prol - ktr*T1", initial="Circ0", unit=neut, positive=True),
-            hl.State("T2", "ktr*T1 - ktr*T2", initial="Circ0", unit=neut, positive=True),
-            hl.State("T3", "ktr*T2 - ktr*T3", initial="Circ0", unit=neut, positive=True),
-            hl.State("Circ", "ktr*T3 - ktr*Circ", initial="Circ0", unit=neut, positive=True),
-        ],
-        parameters=[
-            hl.Parameter("CL", 36.0, unit="L/h"),
-            hl.Parameter("V", 30.0, unit="L"),
-            hl.Parameter("MTT", 125.0, unit="h"),
-            hl.Parameter("Circ0", 5.0, unit=neut),
-            hl.Parameter("Slope", 20.0, unit="L/mg"),
-            hl.Parameter("gamma", 0.17),
-        ],
-        assignments={"ktr": "4/MTT", "kprol": "ktr", "Edrug": "Slope*A/V"},
-    )
+    del hl  # bench.models builds it with the public API
+    from bench.models import friberg_p1
+
+    return friberg_p1()
 
 
 def build_p2_model(hl: ModuleType) -> object:

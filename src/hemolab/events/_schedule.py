@@ -310,7 +310,9 @@ class _Act:
     target: int
     value: float
     src: int  # position of the originating record in the subject (-1: none)
-    cancellable: bool = False  # a dose/infusion action a later reset cancels
+    # a state change that a later reset cancels when due at or after it (doses, infusion
+    # starts and ends, transfusions, replace/multiply, phlebotomy); not OP_PARAM
+    cancellable: bool = False
     event: AppliedEvent | None = None
 
     @property
@@ -470,7 +472,7 @@ class _Builder:
             op, kind = (OP_REPLACE, "replace") if evid == 5 else (OP_MULTIPLY, "multiply")
             unit = state.unit if evid == 5 else "1"
             ev = AppliedEvent(self.sid, rec.time, kind, state.name, None, rec.amt, unit)
-            plan.actions.append(_Act(s, _CLS_EVENT, (p, 0), op, cmt, rec.amt, p, event=ev))
+            plan.actions.append(_Act(s, _CLS_EVENT, (p, 0), op, cmt, rec.amt, p, True, ev))
             return
         if evid == 2:
             self.other(plan, p, rec, s)
@@ -540,7 +542,7 @@ class _Builder:
         elif rec.event == "phlebotomy":
             ev = AppliedEvent(self.sid, rec.time, "phlebotomy", None, None, rec.volume, "mL")
             plan.actions.append(
-                _Act(s, _CLS_EVENT, (p, 0), OP_PHLEBOTOMY, 0, rec.volume, p, event=ev)
+                _Act(s, _CLS_EVENT, (p, 0), OP_PHLEBOTOMY, 0, rec.volume, p, True, ev)
             )
         elif rec.event == "transfusion":
             self.transfusion(plan, p, rec, s)
@@ -664,7 +666,7 @@ def _assemble(
                 rows.append((item.time, OP_OUTPUT, len(slots), 0.0))
                 slots.append((item.report_time, item.is_obs, item.dvid, occ))
                 continue
-            if item.op == OP_RESET:
+            if item.op == OP_RESET and (rows or slots):  # a leading reset opens occasion 1
                 occasion += 1
             if item.event is not None:
                 events.append(item.event)

@@ -142,10 +142,16 @@ def run_actions(
     max_steps: int = 100_000,
     chunk_size: int = 256,
     history_size: int | None = None,
+    grow_history: bool = True,
     progress: Callable[[int, int], None] | None = None,
     fixed_step: float | None = None,
 ) -> RawSolution:
-    """Solve N patients: ``inputs`` (N, P) and an action table of N rows (or 1, broadcast)."""
+    """Solve N patients: ``inputs`` (N, P) and an action table of N rows (or 1, broadcast).
+
+    Delay models keep ``history_size`` past segments per patient (default 1024); patients
+    whose ring overflowed are solved again with a 4x larger ring (twice at most) unless
+    ``grow_history`` is false, in which case they keep the ``history_overflow`` status.
+    """
     inputs = np.atleast_2d(np.asarray(inputs, dtype=np.float64))
     N = inputs.shape[0]
     if table.n_subjects not in (1, N):
@@ -203,7 +209,7 @@ def run_actions(
             if progress is not None:
                 progress(done, len(pending))
         overflowed = pending[status[pending] == Status.HISTORY_OVERFLOW]
-        if not cm.has_delays or len(overflowed) == 0 or history_size is not None:
+        if not cm.has_delays or len(overflowed) == 0 or not grow_history:
             break
         pending, hsize = overflowed, hsize * 4
         del attempt

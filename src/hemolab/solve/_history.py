@@ -139,15 +139,18 @@ class History:
             j = int(self.term_pos[k])
             q = t - taus[:, k]
             # binary search: the last logical segment whose start is <= q
-            lo = jnp.zeros(C, dtype=jnp.int32)
-            hi = jnp.maximum(count - 1, 0)
-            for _ in range(int(np.ceil(np.log2(R))) + 1):
+            def bisect(_, bounds, q=q):
+                lo, hi = bounds
                 mid = (lo + hi + 1) // 2
-                ts = hs["t_start"][rows, (first + mid) % R]
-                go = ts <= q
+                go = hs["t_start"][rows, (first + mid) % R] <= q
                 lo = jnp.where(go, mid, lo)
-                hi = jnp.where(go, hi, mid - 1)
-                hi = jnp.maximum(hi, lo)
+                hi = jnp.maximum(jnp.where(go, hi, mid - 1), lo)
+                return lo, hi
+
+            lo0 = jnp.zeros(C, dtype=jnp.int32)
+            hi0 = jnp.maximum(count - 1, 0)
+            n_iter = int(np.ceil(np.log2(R))) + 1
+            lo, _ = jax.lax.fori_loop(0, n_iter, bisect, (lo0, hi0))
             idx = (first + lo) % R
             ts = hs["t_start"][rows, idx]
             hh = hs["h"][rows, idx]

@@ -25,7 +25,7 @@ def p1_model() -> hl.Model:
 
 @pytest.fixture(scope="session")
 def p1_compiled(p1_model: hl.Model) -> hl.CompiledModel:
-    from hemolab.solve._simulate import get_compiled
+    from hemolab._simulate import get_compiled
 
     return get_compiled(p1_model)
 

@@ -528,7 +528,6 @@ def test_no_warning_for_a_clean_dataset():
 def test_public_names_are_exported_explicitly():
     public = sorted(n for n in dir(ev) if not n.startswith("_"))
     assert public == [
-        "AppliedEvent",
         "DoseProperties",
         "EventDataset",
         "EventRecord",

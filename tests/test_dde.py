@@ -9,7 +9,7 @@ from scipy.integrate import solve_ivp
 import hemolab as hl
 from hemolab.events._ops import OP_BOLUS, OP_RESET
 from hemolab.solve import Status, run_actions
-from hemolab.solve._simulate import get_compiled
+from hemolab._simulate import get_compiled
 from tests._actions import table
 
 

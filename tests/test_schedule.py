@@ -148,7 +148,7 @@ def test_each_evid_expands_to_its_actions():
     assert sched.out_is_obs[0].tolist() == [True, True]
     assert sched.out_dvid[0].tolist() == [None, "central"]
     assert sched.out_occasion[0].tolist() == [1, 3]  # two resets before the second output
-    assert [e.kind for e in sched.events] == [
+    assert [e["kind"] for e in sched.events] == [
         "bolus",
         "replace",
         "multiply",
@@ -189,6 +189,7 @@ def test_regimen_file_hand_computed():
     assert np.isinf(sched.time[1, 3:]).all() and (sched.op[1, 3:] == OP_NOP).all()
     assert np.isnan(sched.out_time[1, 1:]).all()
     np.testing.assert_array_equal(sched.initial_covariates, [[70.0, np.nan], [np.nan, np.nan]])
+    np.testing.assert_array_equal(ds.initial_covariates(), sched.initial_covariates)
     assert sched.subject_ids == ("T0000000", "T0000001")
     assert sched.start_time.tolist() == [0.0, 0.0]
 
@@ -218,8 +219,8 @@ def test_rate_infusion_ends_at_f_amt_over_rate_and_lag_shifts_doses():
             (20.5, "bolus", DEPOT, 100.0),
         ]
     )
-    assert [e.time for e in sched.events] == [0.5, 10.5, 20.5]
-    assert [e.kind for e in sched.events] == ["infusion", "infusion", "bolus"]
+    assert [e["time"] for e in sched.events] == [0.5, 10.5, 20.5]
+    assert [e["kind"] for e in sched.events] == ["infusion", "infusion", "bolus"]
 
 
 def test_model_rate_and_model_duration():
@@ -287,7 +288,7 @@ def test_reset_cancels_pending_addl_doses_and_running_infusions():
     assert sched.out_time[0].tolist() == [4.0, 10.0, 0.0, 2.0, 5.0]
     assert sched.out_is_obs[0].tolist() == [True, True, True, False, True]
     assert sched.out_occasion[0].tolist() == [1, 2, 3, 3, 3]
-    kinds = [(e.kind, e.time) for e in sched.events]
+    kinds = [(e["kind"], e["time"]) for e in sched.events]
     assert kinds == [
         ("bolus", 0.0),
         ("infusion", 0.0),

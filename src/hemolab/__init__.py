@@ -29,7 +29,7 @@ from hemolab.model import (
 )
 from hemolab.results import Results as Results, read_metadata as read_metadata
 from hemolab.solve import Status as Status
-from hemolab.solve._simulate import simulate as simulate
+from hemolab._simulate import simulate as simulate
 
 __version__ = "0.1.0"
 

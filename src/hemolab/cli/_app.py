@@ -159,7 +159,7 @@ def simulate(
 ) -> None:
     """Simulate MODEL (from its initial state, or under an event dataset) to a Parquet file."""
     from hemolab.model._units import parse_duration
-    from hemolab.solve import simulate as run
+    from hemolab._simulate import simulate as run
 
     try:
         mdl = load_model(model)

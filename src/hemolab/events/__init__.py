@@ -22,7 +22,6 @@ from hemolab.events._ops import OP_RATE as OP_RATE
 from hemolab.events._ops import OP_RATE_F as OP_RATE_F
 from hemolab.events._ops import OP_REPLACE as OP_REPLACE
 from hemolab.events._ops import OP_RESET as OP_RESET
-from hemolab.events._schedule import AppliedEvent as AppliedEvent
 from hemolab.events._schedule import DoseProperties as DoseProperties
 from hemolab.events._schedule import Schedule as Schedule
 from hemolab.events._schedule import build_schedule as build_schedule

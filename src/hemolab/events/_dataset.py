@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from hemolab._errors import DatasetError, DatasetIssue
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from hemolab.model import Model
@@ -166,6 +167,24 @@ class EventDataset:
     def has_occasions(self) -> bool:
         """Whether the dataset has an ``OCC`` column (otherwise occasions count resets)."""
         return "OCC" in self.columns
+
+    def initial_covariates(self) -> np.ndarray:
+        """Each subject's covariate values at the start: ``(n_subjects, n_covariates)``.
+
+        The first non-missing value of each covariate (what both NOCB and LOCF give at the
+        first record); NaN where a subject never has one (use the model's default). Equal to
+        ``Schedule.initial_covariates``, without building a schedule.
+        """
+        import numpy as np
+
+        out = np.full((self.n_subjects, len(self.covariate_names)), np.nan)
+        for k, subject in enumerate(self.subjects):
+            for c in range(len(self.covariate_names)):
+                for rec in subject.records:
+                    if not math.isnan(rec.covariates[c]):
+                        out[k, c] = rec.covariates[c]
+                        break
+        return out
 
     def temporary_id(self, source_id: object) -> str:
         """Return the temporary pseudonym of a source identifier (``KeyError`` if absent)."""

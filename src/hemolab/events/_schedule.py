@@ -39,7 +39,7 @@ from hemolab.model import Model
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["AppliedEvent", "DoseProperties", "Schedule", "build_schedule"]
+__all__ = ["DoseProperties", "Schedule", "build_schedule"]
 
 # Sort classes at one time (see the design note): covariate changes that apply from this time
 # on (LOCF), then observations and resets (file order), then every other event (file order),
@@ -91,20 +91,27 @@ class DoseProperties:
 
 
 @dataclass(frozen=True, slots=True)
-class AppliedEvent:
-    """One applied event, for the ``<stem>.events.parquet`` file (DATA-FORMATS §C).
-
-    ``time`` is on the subject's clock in the model's time unit; ``amount`` is in ``unit``
-    (the dose's state unit, ``mL`` for blood products, the parameter's unit for a change).
-    """
+class _Applied:
+    """One applied event; :meth:`record` is its row of ``<stem>.events.parquet``."""
 
     subject_id: str
-    time: float
+    time: float  # the subject's clock, model time unit
     kind: str  # bolus, infusion, replace, multiply, reset, param, transfusion, phlebotomy
-    target: str | None
+    target: str | None  # state or parameter name
     product: str | None
-    amount: float
+    amount: float  # in unit: the state's, mL for blood products, the parameter's
     unit: str | None
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "patient_id": self.subject_id,
+            "time": self.time,
+            "kind": self.kind,
+            "target": self.target,
+            "product": self.product,
+            "amount": self.amount,
+            "unit": self.unit,
+        }
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,7 +142,11 @@ class Schedule:
     start_time
         ``(S,)`` the earliest action time of each subject (the solver's natural ``t0``).
     events
-        Applied events for ``<stem>.events.parquet``.
+        Applied events, one record per event in action order: ``patient_id``, ``time`` (the
+        subject's clock), ``kind`` (bolus, infusion, replace, multiply, reset, param,
+        transfusion, phlebotomy), ``target`` (state or parameter), ``product``, ``amount``
+        and ``unit`` (the state's unit, ``mL`` for blood products, the parameter's unit), for
+        ``<stem>.events.parquet``.
     time_unit, covariate_names
         The model's time unit and covariates.
     """
@@ -154,7 +165,7 @@ class Schedule:
     initial_covariates: np.ndarray
     subject_ids: tuple[str, ...]
     start_time: np.ndarray
-    events: tuple[AppliedEvent, ...] = ()
+    events: tuple[dict[str, Any], ...] = ()
     time_unit: str = "h"
     covariate_names: tuple[str, ...] = field(default=())
 
@@ -239,11 +250,7 @@ class Schedule:
         import pandas as pd
 
         columns = ["patient_id", "time", "kind", "target", "product", "amount", "unit"]
-        rows = [
-            (e.subject_id, e.time, e.kind, e.target, e.product, e.amount, e.unit)
-            for e in self.events
-        ]
-        return pd.DataFrame(rows, columns=columns)
+        return pd.DataFrame(list(self.events), columns=columns)
 
     @classmethod
     def from_grid(
@@ -313,7 +320,7 @@ class _Act:
     # a state change that a later reset cancels when due at or after it (doses, infusion
     # starts and ends, transfusions, replace/multiply, phlebotomy); not OP_PARAM
     cancellable: bool = False
-    event: AppliedEvent | None = None
+    event: _Applied | None = None
 
     @property
     def key(self) -> tuple[float, int, tuple[float, int]]:
@@ -459,7 +466,7 @@ class _Builder:
                 "yet; give the run-in doses explicitly (ADDL/II)"
             )
         if evid in (3, 4):
-            reset = AppliedEvent(self.sid, rec.time, "reset", None, None, math.nan, None)
+            reset = _Applied(self.sid, rec.time, "reset", None, None, math.nan, None)
             plan.actions.append(_Act(s, _CLS_OBS, (p, 0), OP_RESET, 0, 0.0, p, event=reset))
             resets.append((s, p))
         if evid in (1, 4):
@@ -471,7 +478,7 @@ class _Builder:
             state = m.states[cmt]
             op, kind = (OP_REPLACE, "replace") if evid == 5 else (OP_MULTIPLY, "multiply")
             unit = state.unit if evid == 5 else "1"
-            ev = AppliedEvent(self.sid, rec.time, kind, state.name, None, rec.amt, unit)
+            ev = _Applied(self.sid, rec.time, kind, state.name, None, rec.amt, unit)
             plan.actions.append(_Act(s, _CLS_EVENT, (p, 0), op, cmt, rec.amt, p, True, ev))
             return
         if evid == 2:
@@ -488,7 +495,7 @@ class _Builder:
         when = self.report(start) if j or lag else rec.time
         amt = rec.amt
 
-        def act(time: float, op: int, value: float, sub: int, ev: AppliedEvent | None) -> _Act:
+        def act(time: float, op: int, value: float, sub: int, ev: _Applied | None) -> _Act:
             return _Act(time, _CLS_EVENT, (p, order[1] + sub), op, cmt, value, p, True, ev)
 
         rate = rec.rate
@@ -510,15 +517,15 @@ class _Builder:
                 )
         else:
             dur = rec.dur if rate == 0 else math.nan
-        ev = AppliedEvent(self.sid, when, "bolus", state.name, None, amt, state.unit)
+        ev = _Applied(self.sid, when, "bolus", state.name, None, amt, state.unit)
         if rate > 0:  # NONMEM: the rate is given, the duration is F*AMT/RATE
-            ev = AppliedEvent(self.sid, when, "infusion", state.name, None, amt, state.unit)
+            ev = _Applied(self.sid, when, "infusion", state.name, None, amt, state.unit)
             length = f * amt / rate
             if length > 0:
                 plan.actions.append(act(start, OP_RATE, rate, 0, ev))
                 plan.actions.append(act(start + length, OP_RATE, -rate, 1, None))
         elif not math.isnan(dur) and dur > 0:  # DUR given (or model duration): F in the solver
-            ev = AppliedEvent(self.sid, when, "infusion", state.name, None, amt, state.unit)
+            ev = _Applied(self.sid, when, "infusion", state.name, None, amt, state.unit)
             plan.actions.append(act(start, OP_RATE_F, amt / dur, 0, ev))
             plan.actions.append(act(start + dur, OP_RATE_F, -amt / dur, 1, None))
         else:
@@ -535,12 +542,12 @@ class _Builder:
         if rec.event == "param" and rec.param is not None:
             target = self.inputs.index(rec.param)
             unit = _input_unit(m, rec.param)
-            ev = AppliedEvent(self.sid, rec.time, "param", rec.param, None, rec.value, unit)
+            ev = _Applied(self.sid, rec.time, "param", rec.param, None, rec.value, unit)
             plan.actions.append(
                 _Act(s, _CLS_EVENT, (p, 0), OP_PARAM, target, rec.value, p, event=ev)
             )
         elif rec.event == "phlebotomy":
-            ev = AppliedEvent(self.sid, rec.time, "phlebotomy", None, None, rec.volume, "mL")
+            ev = _Applied(self.sid, rec.time, "phlebotomy", None, None, rec.volume, "mL")
             plan.actions.append(
                 _Act(s, _CLS_EVENT, (p, 0), OP_PHLEBOTOMY, 0, rec.volume, p, True, ev)
             )
@@ -561,7 +568,7 @@ class _Builder:
             "HB_G": n * rec.hb_g,
             "PLT_E9": n * rec.plt_e9,
         }
-        ev = AppliedEvent(
+        ev = _Applied(
             self.sid, rec.time, "transfusion", None, rec.product, content["VOLUME_ML"], "mL"
         )
         sub = 0
@@ -652,7 +659,7 @@ def _assemble(
     S = len(plans)
     tables: list[list[tuple[float, int, int, float]]] = []
     outs: list[list[tuple[float, bool, str | None, int]]] = []
-    events: list[AppliedEvent] = []
+    events: list[dict[str, Any]] = []
     for plan in plans:
         items: list[tuple[Any, int, Any]] = [(a.key, 0, a) for a in plan.actions]
         items += [(o.key, 1, o) for o in plan.outputs]
@@ -669,7 +676,7 @@ def _assemble(
             if item.op == OP_RESET and (rows or slots):  # a leading reset opens occasion 1
                 occasion += 1
             if item.event is not None:
-                events.append(item.event)
+                events.append(item.event.record())
             if item.op != OP_NOP:
                 rows.append((item.time, item.op, item.target, item.value))
         tables.append(rows)

@@ -132,9 +132,12 @@ class Results:
         label_index = {s.value: k for k, s in enumerate(s for s in Status if s != Status.RUNNING)}
         status_idx = np.vectorize(label_index.__getitem__, otypes=[np.int32])(status_codes)
 
-        def dict_col(indices: np.ndarray, dictionary: Sequence[str | None]) -> pa.Array:
+        def dict_col(indices: np.ndarray, labels: Sequence[str]) -> pa.Array:
+            """Dictionary column of ``labels[indices]`` with a unique dictionary."""
+            uniq = sorted(set(labels))
+            code = np.array([uniq.index(x) for x in labels], dtype=np.int32)
             return pa.DictionaryArray.from_arrays(
-                pa.array(indices, type=pa.int32()), pa.array(list(dictionary), type=pa.string())
+                pa.array(code[indices], type=pa.int32()), pa.array(uniq, type=pa.string())
             )
 
         units = [u if u is not None else "" for u in self.units]

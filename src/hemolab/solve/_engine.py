@@ -88,8 +88,8 @@ def _stops(time: np.ndarray, op: np.ndarray) -> np.ndarray:
 
 
 def _discontinuity_stops(
-    cm: CompiledModel, inputs: np.ndarray, table: ActionTable, t0: float
-) -> ActionTable:
+    cm: CompiledModel, inputs: np.ndarray, table: ActionTable, t0: np.ndarray
+) -> tuple[ActionTable, np.ndarray]:
     """Add step boundaries where jumps propagate through the delays (DDE models only).
 
     A jump at t_j (the start, a reset, a dose or state change) makes the solution's k-th
@@ -99,11 +99,19 @@ def _discontinuity_stops(
     taus = np.asarray(
         jax.vmap(lambda p: cm.delays(0.0, jnp.zeros(n), p, jnp.zeros(nd)))(jnp.asarray(inputs))
     )
+    if table.n_subjects == 1 and len(taus) > 1 and not np.all(taus == taus[0]):
+        # patients differ in their delays: each needs its own stops
+        reps = len(taus)
+        table = ActionTable(
+            *(np.repeat(a, reps, axis=0) for a in (table.time, table.op, table.target, table.value)),
+            n_outputs=table.n_outputs,
+        )
+        t0 = np.repeat(t0, reps)
     rows = []
     for s in range(table.n_subjects):
         tau_s = np.unique(taus[s if taus.shape[0] > 1 else 0])
         jump_ops = (OP_BOLUS, OP_RESET, OP_REPLACE, OP_MULTIPLY)
-        jumps = {t0} | set(table.time[s][np.isin(table.op[s], jump_ops)].tolist())
+        jumps = {float(t0[s])} | set(table.time[s][np.isin(table.op[s], jump_ops)].tolist())
         shifts = {
             float(sum(c))
             for k in range(1, 5)
@@ -114,7 +122,7 @@ def _discontinuity_stops(
         rows.append(np.asarray(extra, dtype=np.float64))
     width = max((len(r) for r in rows), default=0)
     if width == 0:
-        return table
+        return table, t0
     S, A = table.time.shape
     time = np.concatenate([table.time, np.full((S, width), np.inf)], axis=1)
     op = np.concatenate([table.op, np.full((S, width), OP_NOP, np.int32)], axis=1)
@@ -128,7 +136,7 @@ def _discontinuity_stops(
     return ActionTable(
         take(time, order, 1), take(op, order, 1), take(target, order, 1), take(value, order, 1),
         table.n_outputs,
-    )  # fmt: skip
+    ), t0  # fmt: skip
 
 
 def run_actions(
@@ -136,7 +144,7 @@ def run_actions(
     inputs: np.ndarray,
     table: ActionTable,
     *,
-    t0: float = 0.0,
+    t0: float | np.ndarray = 0.0,
     rtol: float = 1e-6,
     atol: float = 1e-8,
     max_steps: int = 100_000,
@@ -158,8 +166,9 @@ def run_actions(
         raise ValueError(
             f"action table has {table.n_subjects} subjects but {N} parameter rows were given"
         )
+    t0_rows = np.broadcast_to(np.asarray(t0, dtype=np.float64), (table.n_subjects,))
     if cm.has_delays:
-        table = _discontinuity_stops(cm, inputs, table, t0)
+        table, t0_rows = _discontinuity_stops(cm, inputs, table, t0_rows)
     S, A0 = table.time.shape
     A = _pow2(A0, 16)
     T = _pow2(max(table.n_outputs, 1), 8)
@@ -194,7 +203,7 @@ def run_actions(
                     act_target=jnp.asarray(target[rows]),
                     act_value=jnp.asarray(value[rows]),
                     act_stop=jnp.asarray(stop[rows]),
-                    t0=jnp.full(C, t0),
+                    t0=jnp.asarray(t0_rows[rows]),
                     rtol=jnp.asarray(rtol, dtype=jnp.float64),
                     atol=jnp.asarray(atol, dtype=jnp.float64),
                     max_steps=jnp.asarray(max_steps, dtype=jnp.int32),

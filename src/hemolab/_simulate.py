@@ -178,10 +178,12 @@ def simulate(
         value=schedule.value,
         n_outputs=int(schedule.out_time.shape[1]),
     )
+    t0 = np.minimum(schedule.start_time, 0.0) if dataset is None else schedule.start_time
     raw = run_actions(
         cm,
         inputs,
         table,
+        t0=t0,
         rtol=rtol,
         atol=atol,
         max_steps=max_steps,
@@ -255,15 +257,27 @@ def _with_covariates(cm: CompiledModel, base: np.ndarray, initial: np.ndarray) -
 
 
 def _events_table(schedule: Any, run_id: str, scenario: str) -> Any:
-    records = getattr(schedule, "events", None)
+    """Applied events as the ``<stem>.events.parquet`` table of DATA-FORMATS §C."""
+    records = getattr(schedule, "events", ())
     if not records:
         return None
     import pyarrow as pa
 
-    table = pa.Table.from_pylist(list(records))
-    n = table.num_rows
-    table = table.append_column("run_id", pa.array([run_id] * n, type=pa.string()))
-    return table.append_column("scenario", pa.array([scenario] * n, type=pa.string()))
+    n = len(records)
+    return pa.table(
+        {
+            "run_id": pa.array([run_id] * n, type=pa.string()),
+            "scenario": pa.array([scenario] * n, type=pa.string()),
+            "patient_id": pa.array([e["patient_id"] for e in records], type=pa.string()),
+            "replicate": pa.array([0] * n, type=pa.int32()),
+            "time": pa.array([e["time"] for e in records], type=pa.float64()),
+            "kind": pa.array([e["kind"] for e in records], type=pa.string()),
+            "target": pa.array([e["target"] for e in records], type=pa.string()),
+            "product": pa.array([e["product"] for e in records], type=pa.string()),
+            "amount": pa.array([e["amount"] for e in records], type=pa.float64()),
+            "unit": pa.array([e["unit"] for e in records], type=pa.string()),
+        }
+    )
 
 
 def _hash_array(a: np.ndarray) -> str:

@@ -159,8 +159,7 @@ def simulate(
         base = cm.inputs_from(dict(params or {}), n=dataset.n_subjects) if params else None
         if base is None:
             base = np.tile(cm.typical_inputs, (dataset.n_subjects, 1))
-        probe = build_schedule(dataset, mdl, grid=g, dose_before_obs=dose_before_obs)
-        inputs = _with_covariates(cm, base, probe.initial_covariates)
+        inputs = _with_covariates(cm, base, dataset.initial_covariates())
         props = cm.host_dose_props(inputs)
         from hemolab.events import DoseProperties
 

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hemolab.compile._compiled import CompiledModel
+from hemolab.solve._dopri5 import Stepper
 
 __all__ = ["History"]
 
@@ -36,9 +37,10 @@ class History:
     initial_fn: Any
     n_states: int
     n_delays: int
+    stepper: Stepper
 
     @staticmethod
-    def for_model(cm: CompiledModel, *, size: int) -> History:
+    def for_model(cm: CompiledModel, *, size: int, stepper: Stepper) -> History:
         names = cm.model.state_names
         dnames = sorted({s for s, _ in cm.model.delays}, key=names.index)
         dstates = np.array([names.index(s) for s in dnames], dtype=np.int32)
@@ -55,6 +57,7 @@ class History:
             initial_fn=jax.vmap(lambda p: cm.initial(0.0, zeros_y, p, zeros_z)),
             n_states=n,
             n_delays=nd,
+            stepper=stepper,
         )
 
     # -- state ---------------------------------------------------------------------------------
@@ -65,7 +68,7 @@ class History:
             t_start=jnp.full((C, R), jnp.inf),
             h=jnp.ones((C, R)),
             u0=jnp.zeros((C, R, m)),
-            coef=jnp.zeros((C, R, m, 4)),
+            coef=jnp.zeros((C, R, m, self.stepper.n_coef)),
             count=jnp.zeros(C, dtype=jnp.int32),
             head=jnp.zeros(C, dtype=jnp.int32),
             t_begin=ci.t0.astype(jnp.float64),
@@ -155,10 +158,9 @@ class History:
             ts = hs["t_start"][rows, idx]
             hh = hs["h"][rows, idx]
             th = jnp.clip((q - ts) / hh, 0.0, 1.0)
-            powers = jnp.stack([th, th * th, th**3, th**4], axis=1)
-            uq = hs["u0"][rows, idx, j] + hh * jnp.einsum(
-                "sq,sq->s", hs["coef"][rows, idx, j, :], powers
-            )
+            uq = self.stepper.dense(
+                hs["u0"][rows, idx, j][:, None], hh, hs["coef"][rows, idx, j, :][:, None, :], th
+            )[:, 0]
             yq = jnp.exp(uq) if self.log_mask[j] else uq
             before = q < hs["t_begin"]
             empty = count == 0

@@ -42,7 +42,7 @@ from hemolab.events._ops import (
     OP_REPLACE,
     OP_RESET,
 )
-from hemolab.solve import _tableau as tab
+from hemolab.solve._dopri5 import DOPRI5, Stepper
 from hemolab.solve._history import History
 from hemolab.solve._status import Status
 
@@ -74,7 +74,12 @@ class ChunkResult(NamedTuple):
 
 
 def make_chunk_solver(
-    cm: CompiledModel, *, n_outputs: int, history_size: int = 0, fixed_step: float | None = None
+    cm: CompiledModel,
+    *,
+    n_outputs: int,
+    history_size: int = 0,
+    fixed_step: float | None = None,
+    stepper: Stepper = DOPRI5,
 ) -> Callable[[ChunkInputs], ChunkResult]:
     """Build the (un-jitted) chunk solver of a compiled model for T = ``n_outputs`` slots.
 
@@ -96,11 +101,10 @@ def make_chunk_solver(
     obs_b = jax.vmap(cm.observables)
     f_b = jax.vmap(lambda p: cm.bioavailability(0.0, jnp.zeros(n), p, jnp.zeros(cm.n_delays)))
     bv_b = jax.vmap(cm.blood_volume)
-    c_nodes = [float(c) for c in tab.C]
-    a_rows = [[float(a) for a in row] for row in tab.A]
-    e_w = [float(e) for e in tab.E]
-    p_mat = jnp.asarray(tab.P)
-    history = History.for_model(cm, size=history_size) if cm.has_delays else None
+    order = stepper.order
+    history = (
+        History.for_model(cm, size=history_size, stepper=stepper) if cm.has_delays else None
+    )
 
     def to_y(u: jax.Array) -> jax.Array:
         return jnp.where(log_mask, jnp.exp(u), u) if any_log else u
@@ -148,7 +152,7 @@ def make_chunk_solver(
             h1 = jnp.where(
                 dm <= 1e-15,
                 jnp.maximum(1e-6, h0 * 1e-3),
-                jnp.exp(jnp.log(0.01 / jnp.maximum(dm, 1e-300)) / tab.ORDER),
+                jnp.exp(jnp.log(0.01 / jnp.maximum(dm, 1e-300)) / order),
             )
             return jnp.minimum(100 * h0, h1)
 
@@ -287,20 +291,15 @@ def make_chunk_solver(
             land = h >= room
             h_eff = jnp.where(land, room, h)
             h_eff = jnp.where(stepping, h_eff, 1.0)  # keep idle patients' arithmetic finite
-            hc = h_eff[:, None]
-            ks = [k1]
-            for i in range(1, 7):
-                ui = u + hc * sum(a_rows[i][j] * ks[j] for j in range(i) if a_rows[i][j] != 0.0)
-                ks.append(f(hist, t + c_nodes[i] * h_eff, ui, p, r))
-            u_new = u + hc * sum(float(tab.B[j]) * ks[j] for j in range(6) if tab.B[j] != 0.0)
-            err_vec = hc * sum(e_w[j] * ks[j] for j in range(7) if e_w[j] != 0.0)
+            st = stepper.step(lambda tt, uu: f(hist, tt, uu, p, r), t, u, h_eff, k1)
+            u_new, err_vec, coef = st.u_new, st.err, st.coef
             err = rms(err_vec / scale(u, u_new))
             ok = jnp.isfinite(err) & jnp.all(jnp.isfinite(u_new), axis=1)
             accept = stepping & ok & (err <= 1.0 if fixed_step is None else True)
             # step-size controller (exp/log instead of pow)
             fac = jnp.where(
                 ok,
-                0.9 * jnp.exp(-jnp.log(jnp.maximum(err, 1e-10)) / tab.ORDER),
+                0.9 * jnp.exp(-jnp.log(jnp.maximum(err, 1e-10)) / order),
                 0.2,
             )
             fac = jnp.clip(fac, 0.2, jnp.where(accept, 10.0, 1.0))
@@ -308,7 +307,6 @@ def make_chunk_solver(
             t_new = jnp.where(land, stop, t + h_eff)
 
             # dense output for outputs strictly inside (t, t_new)
-            coef = jnp.einsum("skn,kq->snq", jnp.stack(ks, axis=1), p_mat)  # (C, n, 4)
             if history is not None:
                 hist = history.append(hist, accept, t, h_eff, u, coef, p)
 
@@ -325,8 +323,7 @@ def make_chunk_solver(
                 sq = jnp.clip(take(ci.act_target, dptr), 0, n_outputs - 1)
                 write = accept & (oq == OP_OUTPUT) & (tq < t_new)
                 th = jnp.clip((tq - t) / h_eff, 0.0, 1.0)
-                powers = jnp.stack([th, th * th, th**3, th**4], axis=1)
-                uq = u + hc * jnp.einsum("snq,sq->sn", coef, powers)
+                uq = stepper.dense(u, h_eff, coef, th)
                 vals = observe(hist, tq, to_y(uq), p)
                 cur_q = dout[rows, sq]
                 dout = dout.at[rows, sq].set(
@@ -338,7 +335,7 @@ def make_chunk_solver(
 
             t = jnp.where(accept, t_new, t)
             u = jnp.where(accept[:, None], u_new, u)
-            k1 = jnp.where(accept[:, None], ks[6], k1)
+            k1 = jnp.where(accept[:, None], st.f_new, k1)
             h = jnp.where(stepping, h_next, h)
             n_steps = c["n_steps"] + stepping.astype(jnp.int32)
             n_acc = c["n_acc"] + accept.astype(jnp.int32)

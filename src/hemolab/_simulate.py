@@ -80,6 +80,7 @@ def simulate(
     max_steps: int = 100_000,
     chunk_size: int = 256,
     history_size: int | None = None,
+    solver: str = "auto",
     throw: bool = False,
     progress: Callable[[int, int], None] | None = None,
     run_id: str | None = None,
@@ -114,6 +115,9 @@ def simulate(
         Patients solved together per compiled call.
     history_size
         Segments kept per patient for delays (default 1024, grown automatically on overflow).
+    solver
+        ``"auto"`` (the model's ``stiff`` flag, else stiffness detected from the Jacobian at
+        the initial state), ``"dopri5"`` (explicit) or ``"rodas"`` (stiff, Rosenbrock).
     throw
         Raise :class:`~hemolab.SolveError` if any patient fails instead of returning its
         status.
@@ -178,6 +182,9 @@ def simulate(
         n_outputs=int(schedule.out_time.shape[1]),
     )
     t0 = np.minimum(schedule.start_time, 0.0) if dataset is None else schedule.start_time
+    from hemolab.solve._choice import choose_stepper
+
+    stepper = choose_stepper(cm, inputs, solver)
     raw = run_actions(
         cm,
         inputs,
@@ -189,6 +196,7 @@ def simulate(
         chunk_size=chunk_size,
         history_size=history_size,
         progress=progress,
+        stepper=stepper,
     )
     N = inputs.shape[0]
     rows = np.arange(N) if schedule.n_subjects == N else np.zeros(N, dtype=np.int64)
@@ -206,7 +214,7 @@ def simulate(
         version=_version(),
         model=mdl.name,
         model_hash=cm.hash,
-        solver="dopri5" + ("+method-of-steps" if cm.has_delays else ""),
+        solver=stepper.name + ("+method-of-steps" if cm.has_delays else ""),
         rtol=rtol,
         atol=atol,
         max_steps=max_steps,

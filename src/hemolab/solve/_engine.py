@@ -18,6 +18,7 @@ import numpy as np
 
 from hemolab.compile._compiled import CompiledModel
 from hemolab.events._ops import OP_BOLUS, OP_MULTIPLY, OP_NOP, OP_OUTPUT, OP_REPLACE, OP_RESET
+from hemolab.solve._dopri5 import DOPRI5, Stepper
 from hemolab.solve._loop import ChunkInputs, make_chunk_solver
 from hemolab.solve._status import Status
 
@@ -66,13 +67,17 @@ _JIT_CACHE: weakref.WeakKeyDictionary[CompiledModel, dict] = weakref.WeakKeyDict
 
 
 def _compiled_solver(
-    cm: CompiledModel, T: int, history_size: int, fixed_step: float | None = None
+    cm: CompiledModel,
+    T: int,
+    history_size: int,
+    fixed_step: float | None = None,
+    stepper: Stepper = DOPRI5,
 ) -> Callable:
     cache = _JIT_CACHE.setdefault(cm, {})
-    key = (T, history_size, fixed_step)
+    key = (T, history_size, fixed_step, stepper.name)
     if key not in cache:
         solver = make_chunk_solver(
-            cm, n_outputs=T, history_size=history_size, fixed_step=fixed_step
+            cm, n_outputs=T, history_size=history_size, fixed_step=fixed_step, stepper=stepper
         )
         cache[key] = jax.jit(solver)
     return cache[key]
@@ -153,6 +158,7 @@ def run_actions(
     grow_history: bool = True,
     progress: Callable[[int, int], None] | None = None,
     fixed_step: float | None = None,
+    stepper: Stepper = DOPRI5,
 ) -> RawSolution:
     """Solve N patients: ``inputs`` (N, P) and an action table of N rows (or 1, broadcast).
 
@@ -189,7 +195,7 @@ def run_actions(
     n_acc = np.zeros(N, dtype=np.int64)
     pending = np.arange(N)
     for attempt in range(3):  # grow the delay ring for patients that overflowed it
-        solver = _compiled_solver(cm, T, hsize, fixed_step)
+        solver = _compiled_solver(cm, T, hsize, fixed_step, stepper)
         done = 0
         for start in range(0, len(pending), C):
             idx = pending[start : start + C]

@@ -13,7 +13,7 @@ from hemolab.solve import ActionTable
 def table(
     grid: Sequence[float], events: Sequence[tuple[float, int, int, float]] = (), post=True
 ) -> ActionTable:
-    """Outputs at ``grid`` (after events at equal times) and events ``(time, op, target, value)``."""
+    """Outputs at ``grid`` (after events at equal times) and ``(time, op, target, value)``."""
     rows = [(t, op, tgt, v, 1, k) for k, (t, op, tgt, v) in enumerate(events)]
     rows += [(float(t), OP_OUTPUT, i, 0.0, 2 if post else 0, i) for i, t in enumerate(grid)]
     rows.sort(key=lambda r: (r[0], r[4], r[5]))

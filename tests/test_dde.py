@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
 import hemolab as hl
+from hemolab._simulate import get_compiled
 from hemolab.events._ops import OP_BOLUS, OP_RESET
 from hemolab.solve import Status, run_actions
-from hemolab._simulate import get_compiled
 from tests._actions import table
 
 
@@ -39,16 +41,23 @@ def mos_reference(f, history: float, taus: list[float], t_end: float, grid, *, j
                     breaks.add(base + k * tau)
     breaks = sorted(breaks)
     x = history
-    for a, b in zip(breaks[:-1], breaks[1:], strict=True):
+    for a, b in itertools.pairwise(breaks):
         for j, dx in jumps:
             if j == a:
                 x += dx
         # subdivide so that every lag falls into already-computed history
         n_sub = int(np.ceil((b - a) / min(taus))) or 1
         edges = np.linspace(a, b, n_sub + 1)
-        for c, d in zip(edges[:-1], edges[1:], strict=True):
-            sol = solve_ivp(lambda t, y: [f(t, y[0], [past(t - tau) for tau in taus])], (c, d), [x],
-                            method="DOP853", rtol=1e-11, atol=1e-13, dense_output=True)
+        for c, d in itertools.pairwise(edges):
+            sol = solve_ivp(
+                lambda t, y: [f(t, y[0], [past(t - tau) for tau in taus])],
+                (c, d),
+                [x],
+                method="DOP853",
+                rtol=1e-11,
+                atol=1e-13,
+                dense_output=True,
+            )
             segs.append((c, d, sol.sol))
             x = float(sol.y[0, -1])
 
@@ -78,7 +87,11 @@ def test_mackey_glass_batch_against_method_of_steps(mg_model):
     res = hl.simulate(mg_model, params={"x0": x0, "beta": beta}, grid=grid)
     for i in range(3):
         ref = mos_reference(
-            lambda t, x, z, b=beta[i]: b * z[0] / (1 + z[0] ** 10) - 0.1 * x, x0[i], [17.0], 100.0, grid
+            lambda t, x, z, b=beta[i]: b * z[0] / (1 + z[0] ** 10) - 0.1 * x,
+            x0[i],
+            [17.0],
+            100.0,
+            grid,
         )
         np.testing.assert_allclose(res.variable("x")[i], ref, atol=1e-5)
 
@@ -115,7 +128,9 @@ def test_two_delays_and_a_jump_in_the_initial_value(two_delays):
 def test_dose_into_a_delayed_state_propagates(two_delays):
     cm = get_compiled(two_delays)
     grid = np.linspace(0, 10, 21)
-    sol = run_actions(cm, cm.inputs_from(), table(grid, [(3.0, OP_BOLUS, 0, 0.7)]), rtol=1e-8, atol=1e-10)
+    sol = run_actions(
+        cm, cm.inputs_from(), table(grid, [(3.0, OP_BOLUS, 0, 0.7)]), rtol=1e-8, atol=1e-10
+    )
 
     def f(t, x, z):
         return -0.5 * z[0] + 0.2 * z[1] * x - 0.1 * x
@@ -128,7 +143,9 @@ def test_reset_restarts_the_history(two_delays):
     """After EVID 3 at t=4 the solution restarts exactly as from t=0 (shifted by 4)."""
     cm = get_compiled(two_delays)
     grid = np.array([4.0, 5.0, 6.5, 9.0])
-    sol = run_actions(cm, cm.inputs_from(), table(grid, [(4.0, OP_RESET, 0, 0.0)]), rtol=1e-9, atol=1e-11)
+    sol = run_actions(
+        cm, cm.inputs_from(), table(grid, [(4.0, OP_RESET, 0, 0.0)]), rtol=1e-9, atol=1e-11
+    )
     fresh = run_actions(cm, cm.inputs_from(), table(grid - 4.0), rtol=1e-9, atol=1e-11)
     np.testing.assert_allclose(sol.values[0, :, 0], fresh.values[0, :, 0], atol=1e-8)
 
@@ -137,7 +154,9 @@ def test_history_overflow_is_reported_not_silent(mg_model):
     cm = get_compiled(mg_model)
     grid = np.arange(0, 101.0)
     tight = dict(rtol=1e-10, atol=1e-12)
-    small = run_actions(cm, cm.inputs_from(), table(grid), history_size=16, grow_history=False, **tight)
+    small = run_actions(
+        cm, cm.inputs_from(), table(grid), history_size=16, grow_history=False, **tight
+    )
     assert small.status[0] == Status.HISTORY_OVERFLOW
     assert np.isnan(small.values[0]).all()
     # by default the ring grows for the patients that overflowed, and the answer is right

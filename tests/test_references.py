@@ -15,6 +15,7 @@ from types import ModuleType
 
 import numpy as np
 import pytest
+
 from bench.problems import (
     P1_DOSE_TIMES_H,
     P1_GRID_H,

@@ -8,9 +8,9 @@ import pytest
 from scipy.integrate import solve_ivp
 
 import hemolab as hl
+from hemolab._simulate import get_compiled
 from hemolab.events._ops import OP_BOLUS, OP_MULTIPLY, OP_PARAM, OP_RATE, OP_REPLACE, OP_RESET
 from hemolab.solve import Status, run_actions
-from hemolab._simulate import get_compiled
 from tests._actions import table
 
 
@@ -49,11 +49,16 @@ def test_batch_rows_are_independent_of_their_neighbours(decay_cm):
     np.testing.assert_array_equal(batch.values[3], alone.values[0])
 
 
-@pytest.mark.parametrize("op,value,expected_jump", [(OP_BOLUS, 1.5, "add"), (OP_REPLACE, 7.0, "set"), (OP_MULTIPLY, 0.5, "mul")])
+@pytest.mark.parametrize(
+    "op,value,expected_jump",
+    [(OP_BOLUS, 1.5, "add"), (OP_REPLACE, 7.0, "set"), (OP_MULTIPLY, 0.5, "mul")],
+)
 def test_state_events_are_exact_at_their_time(decay_cm, op, value, expected_jump):
     """x' = -k x with one state event at t = 5: closed form before and after."""
     grid = np.array([0.0, 2.5, 5.0, 7.5, 10.0])
-    sol = run_actions(decay_cm, decay_cm.inputs_from(), table(grid, [(5.0, op, 1, value)]), rtol=1e-10, atol=1e-12)
+    sol = run_actions(
+        decay_cm, decay_cm.inputs_from(), table(grid, [(5.0, op, 1, value)]), rtol=1e-10, atol=1e-12
+    )
     x5 = 2.0 * np.exp(-1.5)
     after = {"add": x5 + value, "set": value, "mul": x5 * value}[expected_jump]
     y = sol.values[0, :, 1]
@@ -65,7 +70,9 @@ def test_state_events_are_exact_at_their_time(decay_cm, op, value, expected_jump
 
 def test_pre_event_output_reports_the_trough(decay_cm):
     grid = np.array([5.0])
-    sol = run_actions(decay_cm, decay_cm.inputs_from(), table(grid, [(5.0, OP_BOLUS, 1, 1.0)], post=False))
+    sol = run_actions(
+        decay_cm, decay_cm.inputs_from(), table(grid, [(5.0, OP_BOLUS, 1, 1.0)], post=False)
+    )
     np.testing.assert_allclose(sol.values[0, 0, 1], 2.0 * np.exp(-1.5), rtol=1e-6)
 
 
@@ -102,7 +109,9 @@ def test_nonfinite_and_max_steps_are_per_patient_statuses(decay_cm):
     assert list(sol.status) == [Status.NONFINITE, Status.NONFINITE]
     ok = run_actions(decay_cm, inputs, table(grid))
     assert list(ok.status) == [Status.OK, Status.OK]
-    few = run_actions(decay_cm, decay_cm.inputs_from({"k": np.array([0.3, 300.0])}), table(grid), max_steps=20)
+    few = run_actions(
+        decay_cm, decay_cm.inputs_from({"k": np.array([0.3, 300.0])}), table(grid), max_steps=20
+    )
     assert few.status[0] == Status.OK and few.status[1] == Status.MAX_STEPS
     assert np.isnan(few.values[1]).all() and np.isfinite(few.values[0]).all()
 
@@ -112,7 +121,13 @@ def test_throw_names_failed_patients(decay_cm):
     assert list(res.failed) == [1]
     assert res.status_labels == ["ok", "max_steps", "ok"]
     with pytest.raises(hl.SolveError, match=r"batch indices: 1") as info:
-        hl.simulate(decay_cm, params={"k": np.array([0.3, 300.0, 0.2])}, t_end=10.0, max_steps=20, throw=True)
+        hl.simulate(
+            decay_cm,
+            params={"k": np.array([0.3, 300.0, 0.2])},
+            t_end=10.0,
+            max_steps=20,
+            throw=True,
+        )
     assert info.value.indices == (1,)
 
 
@@ -130,8 +145,15 @@ def test_dense_output_matches_scipy_dop853(post):
     cm = get_compiled(_van_der_pol_like())
     grid = np.linspace(0, 30, 301)  # many outputs per step: dense output, not landing
     sol = run_actions(cm, cm.inputs_from(), table(grid, post=post), rtol=1e-10, atol=1e-12)
-    ref = solve_ivp(lambda t, y: [y[1], -4 * y[0] - 0.1 * y[1]], (0, 30), [1.0, 0.0],
-                    method="DOP853", rtol=1e-13, atol=1e-14, t_eval=grid)
+    ref = solve_ivp(
+        lambda t, y: [y[1], -4 * y[0] - 0.1 * y[1]],
+        (0, 30),
+        [1.0, 0.0],
+        method="DOP853",
+        rtol=1e-13,
+        atol=1e-14,
+        t_eval=grid,
+    )
     np.testing.assert_allclose(sol.values[0, :, :2], ref.y.T, atol=2e-8)
     sparse = run_actions(cm, cm.inputs_from(), table([0.0, 30.0]), rtol=1e-10, atol=1e-12)
     assert sol.n_accepted[0] == sparse.n_accepted[0]  # outputs never force steps
@@ -140,8 +162,15 @@ def test_dense_output_matches_scipy_dop853(post):
 def test_convergence_order_of_steps_and_dense_output():
     """Fixed steps h and h/2: global error ratio ≈ 2^5 at step ends, ≥ 2^4 in between."""
     cm = get_compiled(_van_der_pol_like())
-    exact = solve_ivp(lambda t, y: [y[1], -4 * y[0] - 0.1 * y[1]], (0, 4), [1.0, 0.0],
-                      method="DOP853", rtol=3e-14, atol=1e-15, t_eval=[3.2, 3.23])
+    exact = solve_ivp(
+        lambda t, y: [y[1], -4 * y[0] - 0.1 * y[1]],
+        (0, 4),
+        [1.0, 0.0],
+        method="DOP853",
+        rtol=3e-14,
+        atol=1e-15,
+        t_eval=[3.2, 3.23],
+    )
     errors = []
     for h in (0.1, 0.05, 0.025):
         sol = run_actions(cm, cm.inputs_from(), table([3.2, 3.23], post=True), fixed_step=h)
@@ -175,7 +204,9 @@ def test_p1_patients_against_tight_reference(p1_compiled):
     doses = [(t, OP_BOLUS, 0, 100.0) for t in np.arange(6) * 504.0]
     ids = [0, 1, 2, 5358]
     pats = [p1_patient(i) for i in ids]
-    params = {k: np.array([p[k] for p in pats]) for k in ("CL", "V", "MTT", "Circ0", "Slope", "gamma")}
+    params = {
+        k: np.array([p[k] for p in pats]) for k in ("CL", "V", "MTT", "Circ0", "Slope", "gamma")
+    }
     sol = run_actions(p1_compiled, p1_compiled.inputs_from(params), table(grid, doses))
     assert (sol.status == Status.OK).all()
     circ = sol.values[:, :, 5]

@@ -3,6 +3,7 @@
 model → compile → schedule → solve → results → analysis. See README.md for a tour.
 """
 
+from hemolab import _x64  # noqa: F401  (float64 before any array)
 from hemolab._errors import (
     DatasetError as DatasetError,
     DatasetIssue as DatasetIssue,
@@ -17,6 +18,7 @@ from hemolab._errors import (
     UnknownSymbolError as UnknownSymbolError,
     UnsupportedError as UnsupportedError,
 )
+from hemolab._simulate import simulate as simulate
 from hemolab.compile import CompiledModel as CompiledModel, compile_model as compile_model
 from hemolab.library import get_model as get_model, list_models as list_models
 from hemolab.model import (
@@ -29,7 +31,6 @@ from hemolab.model import (
 )
 from hemolab.results import Results as Results, read_metadata as read_metadata
 from hemolab.solve import Status as Status
-from hemolab._simulate import simulate as simulate
 
 __version__ = "0.1.0"
 

@@ -143,8 +143,7 @@ def simulate(
     run_id = run_id or uuid.uuid4().hex[:12]
     g = make_grid(t_end, dt, grid)
     started = _time.perf_counter()
-    from hemolab.events import EventDataset as _EventDataset
-    from hemolab.events import Schedule, build_schedule, read_events
+    from hemolab.events import EventDataset as _EventDataset, Schedule, build_schedule, read_events
 
     dataset: _EventDataset | None = None
     if events is not None:
@@ -252,9 +251,7 @@ def _with_covariates(cm: CompiledModel, base: np.ndarray, initial: np.ndarray) -
     if cov.size:
         have = ~np.isnan(cov)
         out[:, n_par:] = np.where(have, cov, out[:, n_par:])
-    missing = [
-        cm.model.inputs[j] for j in np.flatnonzero(np.isnan(out).any(axis=0)) if j >= n_par
-    ]
+    missing = [cm.model.inputs[j] for j in np.flatnonzero(np.isnan(out).any(axis=0)) if j >= n_par]
     if missing:
         raise ScheduleError(
             f"covariate(s) {missing} have no value in the dataset and no default in model "

@@ -71,9 +71,7 @@ def model_info(model: Any) -> dict[str, Any]:
         "description": model.description,
         "has_delays": model.has_delays,
         "accepts_blood_products": model.accepts_blood_products,
-        "states": [
-            {"name": s.name, "unit": s.unit, "positive": s.positive} for s in model.states
-        ],
+        "states": [{"name": s.name, "unit": s.unit, "positive": s.positive} for s in model.states],
         "parameters": [
             {
                 "name": p.name,
@@ -158,8 +156,8 @@ def simulate(
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Simulate MODEL (from its initial state, or under an event dataset) to a Parquet file."""
-    from hemolab.model._units import parse_duration
     from hemolab._simulate import simulate as run
+    from hemolab.model._units import parse_duration
 
     try:
         mdl = load_model(model)
@@ -204,7 +202,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     for col in ("variable", "unit", "min", "max"):
         table.add_column(col)
     for name, v in summary["variables"].items():
-        fmt = (lambda x: "—" if x is None else f"{x:.6g}")  # noqa: E731
+        fmt = lambda x: "—" if x is None else f"{x:.6g}"  # noqa: E731
         table.add_row(name, v["unit"] or "", fmt(v["min"]), fmt(v["max"]))
     console.print(table)
     console.print(f"written: {summary['out']}")

@@ -52,8 +52,8 @@ def demo_events() -> Any:
 
 def run_demo(out: Path, *, quiet: bool = False, console: Console | None = None) -> dict[str, Any]:
     """Run the demo, write ``results.parquet``, ``anc.png`` and ``summary.json`` into ``out``."""
-    from hemolab.library import friberg_docetaxel
     from hemolab._simulate import simulate
+    from hemolab.library import friberg_docetaxel
 
     console = console or Console()
     out.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ class _PowMixin:
 
     _module: str
 
-    def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:  # noqa: N802
+    def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
         base, exp = expr.args
         b = self.parenthesize(base, 100)  # type: ignore[attr-defined]
         if exp.is_Integer:

@@ -77,9 +77,7 @@ class CompiledModel:
     def has_delays(self) -> bool:
         return self.n_delays > 0
 
-    def inputs_from(
-        self, params: dict[str, Any] | None = None, n: int | None = None
-    ) -> np.ndarray:
+    def inputs_from(self, params: dict[str, Any] | None = None, n: int | None = None) -> np.ndarray:
         """An ``(n, n_inputs)`` input matrix: typical values overridden by ``params``.
 
         ``params`` maps a parameter or covariate name to a scalar or a length-``n`` array.

@@ -6,22 +6,28 @@
 ``docs/design/003-event-semantics.md``.
 """
 
-from hemolab.events._dataset import EventDataset as EventDataset
-from hemolab.events._dataset import EventRecord as EventRecord
-from hemolab.events._dataset import SubjectEvents as SubjectEvents
-from hemolab.events._dataset import read_events as read_events
-from hemolab.events._ops import OP_ADD as OP_ADD
-from hemolab.events._ops import OP_BOLUS as OP_BOLUS
-from hemolab.events._ops import OP_MULTIPLY as OP_MULTIPLY
-from hemolab.events._ops import OP_NAMES as OP_NAMES
-from hemolab.events._ops import OP_NOP as OP_NOP
-from hemolab.events._ops import OP_OUTPUT as OP_OUTPUT
-from hemolab.events._ops import OP_PARAM as OP_PARAM
-from hemolab.events._ops import OP_PHLEBOTOMY as OP_PHLEBOTOMY
-from hemolab.events._ops import OP_RATE as OP_RATE
-from hemolab.events._ops import OP_RATE_F as OP_RATE_F
-from hemolab.events._ops import OP_REPLACE as OP_REPLACE
-from hemolab.events._ops import OP_RESET as OP_RESET
-from hemolab.events._schedule import DoseProperties as DoseProperties
-from hemolab.events._schedule import Schedule as Schedule
-from hemolab.events._schedule import build_schedule as build_schedule
+from hemolab.events._dataset import (
+    EventDataset as EventDataset,
+    EventRecord as EventRecord,
+    SubjectEvents as SubjectEvents,
+    read_events as read_events,
+)
+from hemolab.events._ops import (
+    OP_ADD as OP_ADD,
+    OP_BOLUS as OP_BOLUS,
+    OP_MULTIPLY as OP_MULTIPLY,
+    OP_NAMES as OP_NAMES,
+    OP_NOP as OP_NOP,
+    OP_OUTPUT as OP_OUTPUT,
+    OP_PARAM as OP_PARAM,
+    OP_PHLEBOTOMY as OP_PHLEBOTOMY,
+    OP_RATE as OP_RATE,
+    OP_RATE_F as OP_RATE_F,
+    OP_REPLACE as OP_REPLACE,
+    OP_RESET as OP_RESET,
+)
+from hemolab.events._schedule import (
+    DoseProperties as DoseProperties,
+    Schedule as Schedule,
+    build_schedule as build_schedule,
+)

@@ -28,7 +28,7 @@ __all__ = ["DELAYED", "TIME", "delay_terms", "parse_expression", "symbol_names"]
 TIME = sp.Symbol("t", real=True)
 
 
-class delayed(sp.Function):  # noqa: N801 - sympy functions are lower case by convention
+class delayed(sp.Function):
     """``delayed(X, tau)``: the value of state ``X`` at ``t - tau``."""
 
     nargs = 2

@@ -405,12 +405,16 @@ def _validate(m: Model) -> None:
         for item in items:
             name = _check_name(item.name, kind)
             if name in seen:
-                raise ModelError(f"model {m.name!r}: {kind} {name!r} is already declared as a {seen[name]}")
+                raise ModelError(
+                    f"model {m.name!r}: {kind} {name!r} is already declared as a {seen[name]}"
+                )
             seen[name] = kind
     for name in m.assignments:
         _check_name(name, "assignment")
         if name in seen:
-            raise ModelError(f"model {m.name!r}: assignment {name!r} is already declared as a {seen[name]}")
+            raise ModelError(
+                f"model {m.name!r}: assignment {name!r} is already declared as a {seen[name]}"
+            )
         seen[name] = "assignment"
 
     for prm in m.parameters:

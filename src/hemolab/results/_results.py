@@ -95,7 +95,7 @@ class Results:
             raise SolveError(
                 f"{len(bad)} of {self.n_patients} patients did not solve ({counts}); "
                 f"batch indices: {shown}. Use throw=False to get their status instead.",
-                bad,
+                bad.tolist(),
             )
         return self
 
@@ -177,7 +177,6 @@ class Results:
         """One row per (patient, occasion, time), one column per variable: for plotting."""
         import pandas as pd
 
-        N, T, V = self.values.shape
         valid = ~np.isnan(self.time)
         p, t = np.nonzero(valid)
         frame = pd.DataFrame(

@@ -1,13 +1,10 @@
 """Batched adaptive ODE/DDE solving with exact events."""
 
-import jax as _jax
-
-# hemolab's engine is float64 throughout (clinical counts span 1e-4..1e3, tolerances 1e-8).
-_jax.config.update("jax_enable_x64", True)
-
-from hemolab.solve._engine import (  # noqa: E402
+from hemolab import _x64  # noqa: F401  (float64 before any array)
+from hemolab.solve._dopri5 import DOPRI5 as DOPRI5, Stepper as Stepper
+from hemolab.solve._engine import (
     ActionTable as ActionTable,
     RawSolution as RawSolution,
     run_actions as run_actions,
 )
-from hemolab.solve._status import Status as Status  # noqa: E402
+from hemolab.solve._status import Status as Status

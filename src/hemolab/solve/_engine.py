@@ -108,7 +108,10 @@ def _discontinuity_stops(
         # patients differ in their delays: each needs its own stops
         reps = len(taus)
         table = ActionTable(
-            *(np.repeat(a, reps, axis=0) for a in (table.time, table.op, table.target, table.value)),
+            *(
+                np.repeat(a, reps, axis=0)
+                for a in (table.time, table.op, table.target, table.value)
+            ),
             n_outputs=table.n_outputs,
         )
         t0 = np.repeat(t0, reps)

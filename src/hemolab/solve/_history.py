@@ -141,6 +141,7 @@ class History:
         for k in range(self.n_delays):
             j = int(self.term_pos[k])
             q = t - taus[:, k]
+
             # binary search: the last logical segment whose start is <= q
             def bisect(_, bounds, q=q):
                 lo, hi = bounds

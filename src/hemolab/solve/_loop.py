@@ -102,9 +102,7 @@ def make_chunk_solver(
     f_b = jax.vmap(lambda p: cm.bioavailability(0.0, jnp.zeros(n), p, jnp.zeros(cm.n_delays)))
     bv_b = jax.vmap(cm.blood_volume)
     order = stepper.order
-    history = (
-        History.for_model(cm, size=history_size, stepper=stepper) if cm.has_delays else None
-    )
+    history = History.for_model(cm, size=history_size, stepper=stepper) if cm.has_delays else None
 
     def to_y(u: jax.Array) -> jax.Array:
         return jnp.where(log_mask, jnp.exp(u), u) if any_log else u
@@ -162,7 +160,7 @@ def make_chunk_solver(
             return jnp.concatenate([y, obs_b(t, y, p, delayed_values(hs, t, p))], axis=1)
 
         u0 = to_u(init_b(ci.inputs))
-        carry = dict(
+        carry: dict[str, Any] = dict(
             t=ci.t0.astype(jnp.float64),
             h=jnp.zeros(C),
             u=u0,
@@ -368,7 +366,7 @@ def make_chunk_solver(
                 hist=hist,
             )
 
-        final = jax.lax.while_loop(cond, body, carry)
+        final: dict[str, Any] = jax.lax.while_loop(cond, body, carry)
         return ChunkResult(final["out"], final["status"], final["n_steps"], final["n_acc"])
 
     return solve

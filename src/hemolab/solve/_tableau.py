@@ -21,9 +21,7 @@ A = [
 ]
 B = np.array(A[6] + [0.0])
 # error estimate: 5th-order solution minus the embedded 4th-order one
-E = np.array(
-    [71 / 57600, 0.0, -71 / 16695, 71 / 1920, -17253 / 339200, 22 / 525, -1 / 40]
-)
+E = np.array([71 / 57600, 0.0, -71 / 16695, 71 / 1920, -17253 / 339200, 22 / 525, -1 / 40])
 # y(t + θh) = y0 + h Σ_i k_i (P[i] · [θ, θ², θ³, θ⁴])
 P = np.array(
     [

@@ -41,7 +41,7 @@ typecheck: install
 
 # Regenerate the pinned versions after changing dependencies in pyproject.toml.
 lock: install
-	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e ' > requirements.lock
+	$(BIN)/python -m pip freeze --all --exclude-editable | grep -v "^-e " | grep -v "^pip==" > requirements.lock
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache

@@ -20,6 +20,7 @@ from hemolab._errors import (
 )
 from hemolab._simulate import simulate as simulate
 from hemolab.compile import CompiledModel as CompiledModel, compile_model as compile_model
+from hemolab.events import Trigger as Trigger
 from hemolab.library import get_model as get_model, list_models as list_models
 from hemolab.model import (
     BloodSpec as BloodSpec,
@@ -53,6 +54,7 @@ __all__ = [
     "SolveError",
     "State",
     "Status",
+    "Trigger",
     "UnitError",
     "UnknownSymbolError",
     "UnsupportedError",

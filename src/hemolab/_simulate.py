@@ -6,7 +6,7 @@ import os
 import time as _time
 import uuid
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from hemolab.events._dataset import EventDataset
+    from hemolab.events._trigger import Trigger
 
 __all__ = ["get_compiled", "make_grid", "simulate"]
 
@@ -81,6 +82,7 @@ def simulate(
     chunk_size: int = 256,
     history_size: int | None = None,
     solver: str = "auto",
+    triggers: Sequence[Trigger] = (),
     throw: bool = False,
     progress: Callable[[int, int], None] | None = None,
     run_id: str | None = None,
@@ -115,6 +117,9 @@ def simulate(
         Patients solved together per compiled call.
     history_size
         Segments kept per patient for delays (default 1024, grown automatically on overflow).
+    triggers
+        State-triggered events (:class:`~hemolab.Trigger`): assignments made when a
+        condition on the running solution becomes true, at the exact crossing time.
     solver
         ``"auto"`` (the model's ``stiff`` flag, else stiffness detected from the Jacobian at
         the initial state), ``"dopri5"`` (explicit) or ``"rodas"`` (stiff, Rosenbrock).
@@ -184,6 +189,12 @@ def simulate(
     from hemolab.solve._choice import choose_stepper
 
     stepper = choose_stepper(cm, inputs, solver)
+    compiled_triggers = None
+    if triggers:
+        from hemolab.compile._triggers import compile_triggers
+        from hemolab.events._trigger import parse_triggers
+
+        compiled_triggers = compile_triggers(cm, parse_triggers(list(triggers), mdl))
     raw = run_actions(
         cm,
         inputs,
@@ -196,6 +207,7 @@ def simulate(
         history_size=history_size,
         progress=progress,
         stepper=stepper,
+        triggers=compiled_triggers,
     )
     N = inputs.shape[0]
     rows = np.arange(N) if schedule.n_subjects == N else np.zeros(N, dtype=np.int64)
@@ -238,6 +250,9 @@ def simulate(
         scenario=scenario,
         metadata=meta,
         events=_events_table(schedule, run_id, scenario),
+        trigger_names=compiled_triggers.names if compiled_triggers is not None else (),
+        trigger_count=raw.trigger_count,
+        trigger_first_time=raw.trigger_first,
     )
     if throw:
         res.raise_on_failure()

@@ -31,3 +31,4 @@ from hemolab.events._schedule import (
     Schedule as Schedule,
     build_schedule as build_schedule,
 )
+from hemolab.events._trigger import Trigger as Trigger

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import platform
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -68,6 +69,9 @@ class Results:
     scenario: str
     metadata: Mapping[str, str] = field(default_factory=dict)
     events: Any = None  # pyarrow Table of applied events, or None
+    trigger_names: tuple[str, ...] = ()
+    trigger_count: np.ndarray | None = None  # (N, K) times each trigger fired
+    trigger_first_time: np.ndarray | None = None  # (N, K) first firing time (NaN: never)
 
     # -- summaries -----------------------------------------------------------------------------
     @property
@@ -179,6 +183,12 @@ class Results:
 
         valid = ~np.isnan(self.time)
         p, t = np.nonzero(valid)
+        # the long table's order: patient_id, replicate, occasion, time
+        N = self.n_patients
+        pid_rank = np.empty(N, dtype=np.int64)
+        pid_rank[np.argsort(np.asarray(self.patient_ids), kind="stable")] = np.arange(N)
+        order = np.lexsort((self.time[p, t], self.occasion[p, t], self.replicate[p], pid_rank[p]))
+        p, t = p[order], t[order]
         frame = pd.DataFrame(
             {
                 "patient_id": np.asarray(self.patient_ids, dtype=object)[p],
@@ -205,19 +215,32 @@ class Results:
     def write_parquet(self, path: str | Path) -> Path:
         """Write the long table (and ``<stem>.events.parquet`` when events were applied).
 
-        The file is written to a temporary name and renamed, so an existing result is never
-        left half-written.
+        Both files are written to temporary names in the target folder and renamed only once
+        both are complete, so an existing result is replaced only on success and never left
+        half-written. A stale ``<stem>.events.parquet`` from an earlier run is removed when
+        this result applied no events.
         """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        pq.write_table(self.to_arrow(), tmp)
-        tmp.replace(path)
-        if self.events is not None and self.events.num_rows:
-            ev_path = path.with_name(path.stem + ".events.parquet")
-            tmp = ev_path.with_name(ev_path.name + ".tmp")
-            pq.write_table(self.events, tmp)
-            tmp.replace(ev_path)
+        ev_path = path.with_name(path.stem + ".events.parquet")
+        has_events = self.events is not None and self.events.num_rows > 0
+        tag = uuid.uuid4().hex[:8]
+        written: list[tuple[Path, Path]] = []
+        try:
+            for table, final in ((self.to_arrow(), path), (self.events, ev_path)):
+                if final is ev_path and not has_events:
+                    continue
+                tmp = final.with_name(f".{final.name}.{tag}.tmp")
+                written.append((tmp, final))
+                pq.write_table(table, tmp)
+        except BaseException:
+            for tmp, _ in written:
+                tmp.unlink(missing_ok=True)
+            raise
+        for tmp, final in reversed(written):  # the events first: the result marks completion
+            tmp.replace(final)
+        if not has_events:
+            ev_path.unlink(missing_ok=True)
         return path
 
     def summary(self) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hemolab.compile._compiled import CompiledModel
+from hemolab.compile._triggers import CompiledTriggers
 from hemolab.events._ops import OP_BOLUS, OP_MULTIPLY, OP_NOP, OP_OUTPUT, OP_REPLACE, OP_RESET
 from hemolab.solve._dopri5 import DOPRI5, Stepper
 from hemolab.solve._loop import ChunkInputs, make_chunk_solver
@@ -50,6 +51,8 @@ class RawSolution:
     status: np.ndarray  # (N,) int32
     n_steps: np.ndarray  # (N,)
     n_accepted: np.ndarray  # (N,)
+    trigger_count: np.ndarray  # (N, K)
+    trigger_first: np.ndarray  # (N, K) first firing time, NaN if never
 
 
 def _pow2(x: int, minimum: int) -> int:
@@ -72,12 +75,18 @@ def _compiled_solver(
     history_size: int,
     fixed_step: float | None = None,
     stepper: Stepper = DOPRI5,
+    triggers: CompiledTriggers | None = None,
 ) -> Callable:
     cache = _JIT_CACHE.setdefault(cm, {})
-    key = (T, history_size, fixed_step, stepper.name)
+    key = (T, history_size, fixed_step, stepper.name, triggers.key if triggers else "")
     if key not in cache:
         solver = make_chunk_solver(
-            cm, n_outputs=T, history_size=history_size, fixed_step=fixed_step, stepper=stepper
+            cm,
+            n_outputs=T,
+            history_size=history_size,
+            fixed_step=fixed_step,
+            stepper=stepper,
+            triggers=triggers,
         )
         cache[key] = jax.jit(solver)
     return cache[key]
@@ -162,6 +171,7 @@ def run_actions(
     progress: Callable[[int, int], None] | None = None,
     fixed_step: float | None = None,
     stepper: Stepper = DOPRI5,
+    triggers: CompiledTriggers | None = None,
 ) -> RawSolution:
     """Solve N patients: ``inputs`` (N, P) and an action table of N rows (or 1, broadcast).
 
@@ -196,9 +206,12 @@ def run_actions(
     status = np.zeros(N, dtype=np.int32)
     n_steps = np.zeros(N, dtype=np.int64)
     n_acc = np.zeros(N, dtype=np.int64)
+    K = triggers.n if triggers is not None else 0
+    t_count = np.zeros((N, K), dtype=np.int64)
+    t_first = np.full((N, K), np.nan)
     pending = np.arange(N)
     for attempt in range(3):  # grow the delay ring for patients that overflowed it
-        solver = _compiled_solver(cm, T, hsize, fixed_step, stepper)
+        solver = _compiled_solver(cm, T, hsize, fixed_step, stepper, triggers)
         done = 0
         for start in range(0, len(pending), C):
             idx = pending[start : start + C]
@@ -223,6 +236,8 @@ def run_actions(
             status[idx] = np.asarray(res.status)[:k]
             n_steps[idx] = np.asarray(res.n_steps)[:k]
             n_acc[idx] = np.asarray(res.n_accepted)[:k]
+            t_count[idx] = np.asarray(res.trigger_count)[:k]
+            t_first[idx] = np.asarray(res.trigger_first)[:k]
             done += k
             if progress is not None:
                 progress(done, len(pending))
@@ -233,4 +248,11 @@ def run_actions(
         del attempt
     bad = status != Status.OK
     values[bad] = np.nan
-    return RawSolution(values=values, status=status, n_steps=n_steps, n_accepted=n_acc)
+    return RawSolution(
+        values=values,
+        status=status,
+        n_steps=n_steps,
+        n_accepted=n_acc,
+        trigger_count=t_count,
+        trigger_first=t_first,
+    )

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hemolab.compile._compiled import CompiledModel
+from hemolab.compile._triggers import CompiledTriggers
 from hemolab.events._ops import (
     OP_ADD,
     OP_BOLUS,
@@ -71,6 +72,8 @@ class ChunkResult(NamedTuple):
     status: jax.Array  # (C,) int32 (Status)
     n_steps: jax.Array  # (C,) attempted steps
     n_accepted: jax.Array  # (C,)
+    trigger_count: jax.Array  # (C, K) times each trigger fired
+    trigger_first: jax.Array  # (C, K) time of its first firing (NaN: never)
 
 
 def make_chunk_solver(
@@ -80,6 +83,7 @@ def make_chunk_solver(
     history_size: int = 0,
     fixed_step: float | None = None,
     stepper: Stepper = DOPRI5,
+    triggers: CompiledTriggers | None = None,
 ) -> Callable[[ChunkInputs], ChunkResult]:
     """Build the (un-jitted) chunk solver of a compiled model for T = ``n_outputs`` slots.
 
@@ -102,6 +106,9 @@ def make_chunk_solver(
     f_b = jax.vmap(lambda p: cm.bioavailability(0.0, jnp.zeros(n), p, jnp.zeros(cm.n_delays)))
     bv_b = jax.vmap(cm.blood_volume)
     order = stepper.order
+    K = triggers.n if triggers is not None else 0
+    g_b = jax.vmap(triggers.g) if triggers is not None else None
+    act_b = [jax.vmap(a) for a in triggers.actions] if triggers is not None else []
     history = History.for_model(cm, size=history_size, stepper=stepper) if cm.has_delays else None
 
     def to_y(u: jax.Array) -> jax.Array:
@@ -154,6 +161,12 @@ def make_chunk_solver(
             )
             return jnp.minimum(100 * h0, h1)
 
+        def gfun(hs: Any, t: jax.Array, u: jax.Array, p: jax.Array) -> jax.Array:
+            """Trigger conditions (C, K): > 0 where the condition holds."""
+            if g_b is None:
+                return jnp.zeros((C, 0))
+            return g_b(t, to_y(u), p, delayed_values(hs, t, p))
+
         def observe(hs: Any, t: jax.Array, y: jax.Array, p: jax.Array) -> jax.Array:
             if n_obs == 0:
                 return y
@@ -176,6 +189,9 @@ def make_chunk_solver(
             fresh=jnp.ones(C, dtype=bool),  # k1 and h must be (re)computed
             out=jnp.full((C, n_outputs, n + n_obs), jnp.nan),
             hist=hist_state,
+            g_prev=gfun(hist_state, ci.t0.astype(jnp.float64), u0, ci.inputs),
+            n_fired=jnp.zeros((C, K), dtype=jnp.int32),
+            first_fired=jnp.full((C, K), jnp.nan),
         )
 
         def take(a: jax.Array, ptr: jax.Array) -> jax.Array:
@@ -191,8 +207,47 @@ def make_chunk_solver(
             finished = running & jnp.isinf(ta)
             status = jnp.where(finished, int(Status.OK), status)
             running = running & ~finished
-            at_action = running & (ta <= t)
-            stepping = running & ~at_action
+            g_prev, n_fired, first_fired = c["g_prev"], c["n_fired"], c["first_fired"]
+            fresh = c["fresh"]
+            firing = jnp.zeros(C, dtype=bool)
+            if K:
+                # -------- state triggers: a condition that became true fires first ----------
+                g_now = gfun(c["hist"], t, u, p)
+                pending = running[:, None] & (g_prev <= 0) & (g_now > 0)
+                firing = jnp.any(pending, axis=1)
+                kstar = jnp.argmax(pending, axis=1)
+                g_prev = jnp.where(pending, g_prev, g_now)
+
+                def fire(a):
+                    u, p, g_prev, n_fired, first_fired, status = a
+                    y = to_y(u)
+                    z = delayed_values(c["hist"], t, p)
+                    new = jnp.select(
+                        [(kstar == k)[:, None] for k in range(K)],
+                        [act(t, y, p, z) for act in act_b],
+                    )
+                    y_new, p_new = new[:, :n], new[:, n:]
+                    u_new = jnp.where(y_new == y, u, to_u(y_new))
+                    bad = firing & ~jnp.all(jnp.isfinite(u_new), axis=1)
+                    onehot = (jnp.arange(K)[None, :] == kstar[:, None]) & firing[:, None]
+                    return (
+                        jnp.where(firing[:, None], u_new, u),
+                        jnp.where(firing[:, None], p_new, p),
+                        jnp.where(onehot, g_now, g_prev),
+                        n_fired + onehot.astype(jnp.int32),
+                        jnp.where(onehot & jnp.isnan(first_fired), t[:, None], first_fired),
+                        jnp.where(bad, int(Status.NONFINITE), status),
+                    )
+
+                u, p, g_prev, n_fired, first_fired, status = jax.lax.cond(
+                    jnp.any(firing),
+                    fire,
+                    lambda a: a,
+                    (u, p, g_prev, n_fired, first_fired, status),
+                )
+                fresh = fresh | firing
+            at_action = running & ~firing & (ta <= t)
+            stepping = running & ~firing & ~at_action
 
             # ---------------- actions (skipped entirely when no patient has one due) --------
             def apply_actions(a):
@@ -263,7 +318,7 @@ def make_chunk_solver(
                 jnp.any(at_action),
                 apply_actions,
                 lambda a: a,
-                (u, r, p, status, c["hist"], c["fresh"], ptr, c["out"]),
+                (u, r, p, status, c["hist"], fresh, ptr, c["out"]),
             )
 
             # ---------------- steps ---------------------------------------------------------
@@ -303,6 +358,37 @@ def make_chunk_solver(
             fac = jnp.clip(fac, 0.2, jnp.where(accept, 10.0, 1.0))
             h_next = h_eff * fac
             t_new = jnp.where(land, stop, t + h_eff)
+            truncated = jnp.zeros(C, dtype=bool)
+            if K:
+                # a condition turning true inside the step: cut the step at the crossing,
+                # located by bisection on the dense output (the trigger fires next iteration)
+                g_end = gfun(hist, t_new, u_new, p)
+                cross = accept[:, None] & (g_prev <= 0) & (g_end > 0)
+                truncated = jnp.any(cross, axis=1)
+
+                def locate(a):
+                    t_new, u_new = a
+                    thetas = []
+                    for k in range(K):
+
+                        def bisect(_, lh, k=k):
+                            lo, hi = lh
+                            mid = 0.5 * (lo + hi)
+                            um = stepper.dense(u, h_eff, coef, mid)
+                            up = gfun(hist, t + mid * h_eff, um, p)[:, k] > 0
+                            return jnp.where(up, lo, mid), jnp.where(up, mid, hi)
+
+                        _, hi = jax.lax.fori_loop(0, 60, bisect, (jnp.zeros(C), jnp.ones(C)))
+                        thetas.append(jnp.where(cross[:, k], hi, jnp.inf))
+                    th = jnp.min(jnp.stack(thetas, axis=1), axis=1)
+                    th = jnp.where(truncated, th, 1.0)
+                    u_root = stepper.dense(u, h_eff, coef, th)
+                    return (
+                        jnp.where(truncated, t + th * h_eff, t_new),
+                        jnp.where(truncated[:, None], u_root, u_new),
+                    )
+
+                t_new, u_new = jax.lax.cond(jnp.any(truncated), locate, lambda a: a, (t_new, u_new))
 
             # dense output for outputs strictly inside (t, t_new)
             if history is not None:
@@ -334,6 +420,7 @@ def make_chunk_solver(
             t = jnp.where(accept, t_new, t)
             u = jnp.where(accept[:, None], u_new, u)
             k1 = jnp.where(accept[:, None], st.f_new, k1)
+            fresh = fresh | (accept & truncated)
             h = jnp.where(stepping, h_next, h)
             n_steps = c["n_steps"] + stepping.astype(jnp.int32)
             n_acc = c["n_acc"] + accept.astype(jnp.int32)
@@ -364,9 +451,19 @@ def make_chunk_solver(
                 fresh=fresh,
                 out=out,
                 hist=hist,
+                g_prev=g_prev,
+                n_fired=n_fired,
+                first_fired=first_fired,
             )
 
         final: dict[str, Any] = jax.lax.while_loop(cond, body, carry)
-        return ChunkResult(final["out"], final["status"], final["n_steps"], final["n_acc"])
+        return ChunkResult(
+            final["out"],
+            final["status"],
+            final["n_steps"],
+            final["n_acc"],
+            final["n_fired"],
+            final["first_fired"],
+        )
 
     return solve

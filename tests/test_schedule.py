@@ -537,10 +537,24 @@ def test_reset_cancels_a_running_transfusion():
 # --- unsupported and mismatched -------------------------------------------------------------------
 
 
-def test_steady_state_is_not_implemented_yet_and_names_the_row():
-    rows = [{"TIME": 0, "EVID": 0}, {"TIME": 0, "EVID": 1, "AMT": 5, "CMT": 1, "SS": 1, "II": 12}]
-    with pytest.raises(UnsupportedError, match=r"<DataFrame>, row 2: steady-state dosing \(SS=1\)"):
-        schedule_of(rows)
+def test_steady_state_dose_emits_reset_placeholders_and_a_request():
+    rows = [{"TIME": 3, "EVID": 1, "AMT": 5, "CMT": 1, "SS": 1, "II": 12}]
+    sched = schedule_of(rows)
+    n = sched.n_actions[0]
+    ops = list(sched.op[0, :n])
+    assert ops[0] == OP_RESET
+    placeholders = [j for j in range(n) if ops[j] == OP_REPLACE]
+    assert len(placeholders) == len(pk_model().states)
+    assert np.isnan(sched.value[0, placeholders]).all()
+    assert OP_BOLUS in ops[placeholders[-1] + 1 :]  # the dose comes after the steady state
+    (req,) = sched.ss_requests
+    assert (req["subject"], req["time"], req["mode"], req["ii"], req["amt"]) == (
+        0,
+        3.0,
+        1,
+        12.0,
+        5.0,
+    )
 
 
 def test_turning_a_compartment_off_is_not_supported_yet():

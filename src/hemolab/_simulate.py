@@ -178,17 +178,30 @@ def simulate(
             dose_props=DoseProperties(**props),
             dose_before_obs=dose_before_obs,
         )
+    from hemolab.solve._choice import choose_stepper
+
+    stepper = choose_stepper(cm, inputs, solver)
+    values = schedule.value
+    if getattr(schedule, "ss_requests", ()):
+        from hemolab.solve._steady import fill_steady_states
+
+        values = fill_steady_states(
+            cm,
+            inputs,
+            schedule,
+            rtol=rtol,
+            atol=atol,
+            stepper=stepper,
+            file=str(getattr(dataset, "file", "") or "the event dataset"),
+        )
     table = ActionTable(
         time=schedule.time,
         op=schedule.op,
         target=schedule.target,
-        value=schedule.value,
+        value=values,
         n_outputs=int(schedule.out_time.shape[1]),
     )
     t0 = np.minimum(schedule.start_time, 0.0) if dataset is None else schedule.start_time
-    from hemolab.solve._choice import choose_stepper
-
-    stepper = choose_stepper(cm, inputs, solver)
     compiled_triggers = None
     if triggers:
         from hemolab.compile._triggers import compile_triggers

@@ -168,6 +168,7 @@ class Schedule:
     events: tuple[dict[str, Any], ...] = ()
     time_unit: str = "h"
     covariate_names: tuple[str, ...] = field(default=())
+    ss_requests: tuple[dict[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         for name in (
@@ -236,6 +237,7 @@ class Schedule:
             events=self.events,
             time_unit=self.time_unit,
             covariate_names=self.covariate_names,
+            ss_requests=self.ss_requests,
         )
 
     def pad_to_bucket(self, *, min_actions: int = 16, min_outputs: int = 8) -> Schedule:
@@ -347,6 +349,7 @@ class _Plan:
     actions: list[_Act] = field(default_factory=list)
     outputs: list[_Out] = field(default_factory=list)
     ties: int = 0
+    ss: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _solver_times(records: Sequence[EventRecord]) -> tuple[list[float], list[float], list[float]]:
@@ -461,15 +464,14 @@ class _Builder:
                 plan.outputs.append(_Out(s, cls, (p, 0), rec.time, True, rec.dvid, rec.occ))
             return
         if evid in (1, 4) and rec.ss != 0:
-            raise UnsupportedError(
-                f"{self.where(rec)}: steady-state dosing (SS={rec.ss}) is not implemented "
-                "yet; give the run-in doses explicitly (ADDL/II)"
-            )
+            self.steady_state(plan, k, p, rec, s, resets)
         if evid in (3, 4):
             reset = _Applied(self.sid, rec.time, "reset", None, None, math.nan, None)
             plan.actions.append(_Act(s, _CLS_OBS, (p, 0), OP_RESET, 0, 0.0, p, event=reset))
             resets.append((s, p))
         if evid in (1, 4):
+            if rec.ss != 0 and rec.amt == 0 and rec.ii == 0:
+                return  # a steady-state infusion: started by steady_state()
             for j in range(rec.addl + 1):
                 self.dose(plan, k, p, j, rec, s + j * rec.ii)
             return
@@ -483,6 +485,61 @@ class _Builder:
             return
         if evid == 2:
             self.other(plan, p, rec, s)
+
+    def steady_state(
+        self,
+        plan: _Plan,
+        k: int,
+        p: int,
+        rec: EventRecord,
+        s: float,
+        resets: list[tuple[float, int]],
+    ) -> None:
+        """SS=1/2: placeholders the driver fills with the periodic steady state (see 005).
+
+        SS=1 resets the system, then sets every state to its steady-state value just before
+        the dose; SS=2 adds the steady-state contribution (steady state minus the model's
+        initial state) to the current state (NONMEM's superposition, exact for linear
+        models). A steady-state infusion (AMT=0, RATE>0, II=0) keeps running afterwards.
+        """
+        if self.m.has_delays:
+            raise ScheduleError(
+                f"{self.where(rec)}: steady-state dosing (SS={rec.ss}) is not defined for delay "
+                "models; give the run-in doses explicitly (ADDL/II)"
+            )
+        cmt = rec.cmt if rec.cmt is not None else 0
+        start = s + float(self.props.lag[k, cmt])
+        if rec.ss == 1:
+            reset = _Applied(self.sid, rec.time, "reset", None, None, math.nan, None)
+            plan.actions.append(_Act(start, _CLS_EVENT, (p, -2), OP_RESET, 0, 0.0, p, event=reset))
+            resets.append((start, p))
+        op = OP_REPLACE if rec.ss == 1 else OP_ADD
+        for i in range(len(self.m.states)):
+            plan.actions.append(_Act(start, _CLS_EVENT, (p, -1), op, i, math.nan, p))
+        infusion_ss = rec.amt == 0 and rec.rate > 0 and rec.ii == 0
+        rate = rec.rate
+        if rate == -1:
+            rate = float(self.props.rate[k, cmt])
+        dur = float(self.props.duration[k, cmt]) if rate == -2 else rec.dur
+        plan.ss.append(
+            {
+                "time": start,
+                "mode": int(rec.ss),
+                "cmt": cmt,
+                "amt": float(rec.amt),
+                "rate": float(rate) if rate > 0 else 0.0,
+                "dur": float(dur) if rate == -2 or (rate == 0 and dur == dur) else math.nan,
+                "ii": float(rec.ii),
+                "f": float(self.props.f[k, cmt]),
+                "infusion": infusion_ss,
+                "row": rec.row,
+            }
+        )
+        if infusion_ss:
+            ev = _Applied(self.sid, rec.time, "infusion", self.m.states[cmt].name, None, 0.0, None)
+            plan.actions.append(
+                _Act(start, _CLS_EVENT, (p, 0), OP_RATE, cmt, float(rate), p, True, ev)
+            )
 
     def dose(self, plan: _Plan, k: int, p: int, j: int, rec: EventRecord, t: float) -> None:
         """One dose (the row's, or its j-th additional one) starting at ``t`` before lag."""
@@ -717,6 +774,7 @@ def _assemble(
         events=tuple(events),
         time_unit=model.time_unit,
         covariate_names=model.covariate_names,
+        ss_requests=tuple(dict(req, subject=s) for s, plan in enumerate(plans) for req in plan.ss),
     )
 
 

@@ -162,6 +162,7 @@ def run_actions(
     table: ActionTable,
     *,
     t0: float | np.ndarray = 0.0,
+    y_init: np.ndarray | None = None,
     rtol: float = 1e-6,
     atol: float = 1e-8,
     max_steps: int = 100_000,
@@ -175,7 +176,8 @@ def run_actions(
 ) -> RawSolution:
     """Solve N patients: ``inputs`` (N, P) and an action table of N rows (or 1, broadcast).
 
-    Delay models keep ``history_size`` past segments per patient (default 1024); patients
+    ``y_init`` (N, n_states) overrides initial states where it is not NaN (steady-state
+    pre-solves start each cycle from the previous one). Delay models keep ``history_size`` past segments per patient (default 1024); patients
     whose ring overflowed are solved again with a 4x larger ring (twice at most) unless
     ``grow_history`` is false, in which case they keep the ``history_overflow`` status.
     """
@@ -189,7 +191,7 @@ def run_actions(
     if cm.has_delays:
         table, t0_rows = _discontinuity_stops(cm, inputs, table, t0_rows)
     S, A0 = table.time.shape
-    A = _pow2(A0, 16)
+    A = _pow2(A0 + 1, 16)  # at least one +inf pad: the pointer must always find an end
     T = _pow2(max(table.n_outputs, 1), 8)
 
     def pad(a: np.ndarray, fill: float | int) -> np.ndarray:
@@ -201,6 +203,9 @@ def run_actions(
     value = pad(table.value, 0.0)
     stop = _stops(time, op)
     C = _chunk_size(N, chunk_size)
+    y0_all = np.full((N, cm.n_states), np.nan)
+    if y_init is not None:
+        y0_all[:] = np.broadcast_to(np.asarray(y_init, dtype=np.float64), (N, cm.n_states))
     hsize = history_size or 1024
     values = np.full((N, table.n_outputs, cm.n_states + len(cm.model.observables)), np.nan)
     status = np.zeros(N, dtype=np.int32)
@@ -226,6 +231,7 @@ def run_actions(
                     act_value=jnp.asarray(value[rows]),
                     act_stop=jnp.asarray(stop[rows]),
                     t0=jnp.asarray(t0_rows[rows]),
+                    y_init=jnp.asarray(y0_all[sel]),
                     rtol=jnp.asarray(rtol, dtype=jnp.float64),
                     atol=jnp.asarray(atol, dtype=jnp.float64),
                     max_steps=jnp.asarray(max_steps, dtype=jnp.int32),

@@ -62,6 +62,7 @@ class ChunkInputs(NamedTuple):
     act_value: jax.Array  # (C, A)
     act_stop: jax.Array  # (C, A) next non-output action time at/after each index
     t0: jax.Array  # (C,) start time
+    y_init: jax.Array  # (C, n) initial state override; NaN entries use the model's initial
     rtol: jax.Array  # ()
     atol: jax.Array  # ()
     max_steps: jax.Array  # () int32
@@ -172,7 +173,8 @@ def make_chunk_solver(
                 return y
             return jnp.concatenate([y, obs_b(t, y, p, delayed_values(hs, t, p))], axis=1)
 
-        u0 = to_u(init_b(ci.inputs))
+        y_model = init_b(ci.inputs)
+        u0 = to_u(jnp.where(jnp.isnan(ci.y_init), y_model, ci.y_init))
         carry: dict[str, Any] = dict(
             t=ci.t0.astype(jnp.float64),
             h=jnp.zeros(C),

@@ -177,9 +177,10 @@ def run_actions(
     """Solve N patients: ``inputs`` (N, P) and an action table of N rows (or 1, broadcast).
 
     ``y_init`` (N, n_states) overrides initial states where it is not NaN (steady-state
-    pre-solves start each cycle from the previous one). Delay models keep ``history_size`` past segments per patient (default 1024); patients
-    whose ring overflowed are solved again with a 4x larger ring (twice at most) unless
-    ``grow_history`` is false, in which case they keep the ``history_overflow`` status.
+    pre-solves start each cycle from the previous one). Delay models keep ``history_size``
+    past segments per patient (default 1024); patients whose ring overflowed are solved again
+    with a 4x larger ring (twice at most) unless ``grow_history`` is false, in which case they
+    keep the ``history_overflow`` status.
     """
     inputs = np.atleast_2d(np.asarray(inputs, dtype=np.float64))
     N = inputs.shape[0]

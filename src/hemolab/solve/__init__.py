@@ -5,6 +5,7 @@ from hemolab.solve._dopri5 import DOPRI5 as DOPRI5, Stepper as Stepper
 from hemolab.solve._engine import (
     ActionTable as ActionTable,
     RawSolution as RawSolution,
+    make_solve_fn as make_solve_fn,
     run_actions as run_actions,
 )
 from hemolab.solve._status import Status as Status

@@ -23,7 +23,7 @@ from hemolab.solve._dopri5 import DOPRI5, Stepper
 from hemolab.solve._loop import ChunkInputs, make_chunk_solver
 from hemolab.solve._status import Status
 
-__all__ = ["ActionTable", "RawSolution", "run_actions"]
+__all__ = ["ActionTable", "RawSolution", "make_solve_fn", "run_actions"]
 
 _CHUNK_BUCKETS = (4, 16, 64, 256, 1024)
 
@@ -263,3 +263,63 @@ def run_actions(
         trigger_count=t_count,
         trigger_first=t_first,
     )
+
+
+def make_solve_fn(
+    cm: CompiledModel,
+    table: ActionTable,
+    *,
+    t0: float = 0.0,
+    rtol: float = 1e-6,
+    atol: float = 1e-8,
+    max_steps: int = 100_000,
+    history_size: int = 1024,
+    stepper: Stepper = DOPRI5,
+) -> Callable[[jax.Array], tuple[jax.Array, jax.Array]]:
+    """A pure JAX function ``inputs (N, P) -> (values (N, T, V), status (N,))``.
+
+    It is what calibration and search differentiate: jit it, ``vmap`` it, or take forward-mode
+    derivatives (``jax.jvp``/``jax.jacfwd``) with respect to the inputs. The action table must
+    have one row or N rows; delay models get their discontinuity stops from the typical
+    inputs, so differentiate delays' lengths only through finite differences.
+    """
+    if cm.has_delays:
+        table, _ = _discontinuity_stops(cm, cm.typical_inputs[None, :], table, np.zeros(1))
+    S, A0 = table.time.shape
+    A = _pow2(A0 + 1, 16)
+
+    def pad(a: np.ndarray, fill: float | int) -> np.ndarray:
+        return np.pad(a, ((0, 0), (0, A - A0)), constant_values=fill)
+
+    time = pad(table.time, np.inf)
+    op = pad(table.op, OP_NOP).astype(np.int32)
+    stop = _stops(time, op)
+    arrays = [time, op, pad(table.target, 0).astype(np.int32), pad(table.value, 0.0), stop]
+    solver = make_chunk_solver(
+        cm, n_outputs=max(table.n_outputs, 1), history_size=history_size, stepper=stepper
+    )
+    T = table.n_outputs
+
+    def solve(inputs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        N = inputs.shape[0]
+        rows = [
+            jnp.broadcast_to(jnp.asarray(a), (N, A)) if S == 1 else jnp.asarray(a) for a in arrays
+        ]
+        res = solver(
+            ChunkInputs(
+                inputs=inputs,
+                act_time=rows[0],
+                act_op=rows[1],
+                act_target=rows[2],
+                act_value=rows[3],
+                act_stop=rows[4],
+                t0=jnp.full(N, t0),
+                y_init=jnp.full((N, cm.n_states), jnp.nan),
+                rtol=jnp.asarray(rtol, dtype=jnp.float64),
+                atol=jnp.asarray(atol, dtype=jnp.float64),
+                max_steps=jnp.asarray(max_steps, dtype=jnp.int32),
+            )
+        )
+        return res.outputs[:, :T], res.status
+
+    return solve

@@ -7,9 +7,13 @@ Commands whose output others script against take ``--json`` and print one JSON d
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import runpy
 import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hemolab._errors import HemolabError, ModelError
+from hemolab._errors import HemolabError, HemolabWarning, ModelError
 
 app = typer.Typer(
     name="hemolab",
@@ -104,7 +108,8 @@ def models(
         print(json.dumps({"models": infos}, indent=2))
         return
     table = Table(title="hemolab model library")
-    for col in ("name", "time", "states", "parameters", "observables", "citation"):
+    table.add_column("name", no_wrap=True)  # names are typed back: never split them
+    for col in ("time", "states", "parameters", "observables", "citation"):
         table.add_column(col, overflow="fold")
     for info in infos:
         table.add_row(
@@ -118,16 +123,29 @@ def models(
     console.print(table)
 
 
-def _parse_params(items: list[str]) -> dict[str, float]:
+def _parse_params(items: list[str], model: Any) -> dict[str, float]:
+    """``--param NAME=VALUE`` items as floats, checked against the model's bounds."""
+    bounds = {p.name: p.bounds for p in model.parameters}
     out: dict[str, float] = {}
     for item in items:
         name, sep, value = item.partition("=")
-        if not sep or not name.strip():
+        name = name.strip()
+        if not sep or not name:
             raise HemolabError(f"--param expects NAME=VALUE, got {item!r}")
         try:
-            out[name.strip()] = float(value)
+            x = float(value)
         except ValueError:
-            raise HemolabError(f"--param {name.strip()}: {value!r} is not a number") from None
+            raise HemolabError(f"--param {name}: {value!r} is not a number") from None
+        if not math.isfinite(x):
+            raise HemolabError(f"--param {name}: {value!r} is not a finite number")
+        if name in bounds:
+            lo, hi = bounds[name]
+            if not lo <= x <= hi:
+                raise HemolabError(
+                    f"--param {name}={value}: outside the bounds [{lo:g}, {hi:g}] of model "
+                    f"{model.name!r}; give a value within them"
+                )
+        out[name] = x
     return out
 
 
@@ -160,18 +178,29 @@ def simulate(
     from hemolab.model._units import parse_duration
 
     try:
+        if out.suffix.lower() not in (".parquet", ".pq"):
+            raise HemolabError(f"--out {str(out)!r}: the result is Parquet; name it *.parquet")
+        for name, value in (("--rtol", rtol), ("--atol", atol)):
+            if not (math.isfinite(value) and value > 0):
+                raise HemolabError(f"{name} must be a finite number > 0, got {value:g}")
         mdl = load_model(model)
-        if events is not None and not events.is_file():
-            raise HemolabError(f"event dataset {str(events)!r} does not exist")
+        if events is not None:
+            if not events.exists():
+                raise HemolabError(f"event dataset {str(events)!r} does not exist")
+            if not events.is_file():
+                raise HemolabError(f"event dataset {str(events)!r} is not a file")
+            if events.stat().st_size == 0:
+                raise HemolabError(f"event dataset {str(events)!r} is empty")
         te = parse_duration(t_end, mdl.time_unit) if t_end is not None else None
         step = parse_duration(dt, mdl.time_unit) if dt is not None else None
         if events is None and te is None:
             raise HemolabError("without --events, give --t-end (and optionally --dt)")
-        with _progress(quiet=json_out) as progress:
+        params = _parse_params(param or [], mdl)
+        with _progress(quiet=json_out) as progress, _warnings_to_console():
             res = run(
                 mdl,
                 events,
-                params=_parse_params(param or []),
+                params=params,
                 t_end=te,
                 dt=step,
                 time_unit=time_unit,
@@ -180,9 +209,12 @@ def simulate(
                 dose_before_obs=dose_before_obs,
                 progress=progress,
             )
-        res.write_parquet(out)
     except HemolabError as exc:
         raise _fail(str(exc)) from None
+    try:
+        res.write_parquet(out)
+    except OSError as exc:  # a folder that cannot be created or written
+        raise _fail(f"cannot write {str(out)!r}: {exc.strerror or exc}") from None
     summary = res.summary() | {"out": str(out)}
     if json_out:
         print(json.dumps(summary, indent=2))
@@ -205,7 +237,25 @@ def _print_summary(summary: dict[str, Any]) -> None:
         fmt = lambda x: "—" if x is None else f"{x:.6g}"  # noqa: E731
         table.add_row(name, v["unit"] or "", fmt(v["min"]), fmt(v["max"]))
     console.print(table)
-    console.print(f"written: {summary['out']}")
+    console.print(f"written: {summary['out']}", soft_wrap=True, highlight=False)  # copyable
+
+
+@contextlib.contextmanager
+def _warnings_to_console() -> Iterator[None]:
+    """Show hemolab's warnings (ties, default body size) as one ``warning:`` line each."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", HemolabWarning)
+        try:
+            yield
+        finally:
+            shown = list(caught)
+    for w in shown:  # outside catch_warnings: other warnings go through the caller's filters
+        if issubclass(w.category, HemolabWarning):
+            err_console.print(
+                f"[bold yellow]warning:[/] {w.message}", highlight=False, soft_wrap=True
+            )
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 class _progress:

@@ -108,7 +108,7 @@ def run_demo(out: Path, *, quiet: bool = False, console: Console | None = None) 
                 f"{c['days_below_1_0']:.1f}",
             )
         console.print(table)
-        console.print(f"written: {', '.join(summary['files'])}")
+        console.print(f"written: {', '.join(summary['files'])}", soft_wrap=True, highlight=False)
     return summary
 
 

@@ -208,6 +208,7 @@ class Results:
             "hemolab.created": datetime.now(UTC).isoformat(timespec="seconds"),
             "hemolab.host": platform.node(),
             "hemolab.time_unit": self.time_unit,
+            "hemolab.seed": "null",  # §C: no random draws unless a population sets one
             **{k: str(v) for k, v in self.metadata.items()},
         }
         return {k.encode(): v.encode() for k, v in meta.items()}

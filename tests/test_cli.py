@@ -1,0 +1,287 @@
+"""The command line, in-process (Typer's CliRunner: JAX must not fork).
+
+Flags and ``--json`` outputs are a contract: every ``--json`` document is validated against
+its committed JSON Schema (``hemolab/schemas/``), and bad input exits with code 2 and one
+``error:`` line (no traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner, Result
+
+import hemolab as hl
+from hemolab.cli import app
+from hemolab.cli._schemas import load_schema, schema_names
+
+RESULT_COLUMNS = [
+    "run_id",
+    "scenario",
+    "patient_id",
+    "replicate",
+    "occasion",
+    "time",
+    "variable",
+    "value",
+    "unit",
+    "kind",
+    "status",
+]
+
+# 100 mg/m² docetaxel as a 1-h infusion (BSA 1.8 m²: 180 mg), ANC observed on a few days; the
+# observation at 182.4 h is day 7.6, the cycle-1 nadir of MODELS.md §1 target 2.
+DOCETAXEL_CSV = """\
+ID,TIME,EVID,AMT,AMT_UNIT,CMT,DUR,BSA,DVID
+1,0,1,100,mg/m2,A1,1,1.8,.
+1,24,0,.,.,.,.,1.8,ANC
+1,120,0,.,.,.,.,1.8,ANC
+1,182.4,0,.,.,.,.,1.8,ANC
+1,300,0,.,.,.,.,1.8,ANC
+"""
+
+
+@pytest.fixture(scope="module")
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def run(runner: CliRunner, *args: str | Path) -> Result:
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def validated(result: Result, schema: str) -> dict[str, Any]:
+    """The command succeeded and printed one JSON document valid against ``schema``."""
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    jsonschema.Draft202012Validator(load_schema(schema)).validate(doc)
+    return doc
+
+
+def assert_bad_input(result: Result, *fragments: str) -> str:
+    """Exit code 2, one ``error:`` message naming what was wrong, no traceback."""
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    err = result.stderr
+    assert "Traceback" not in result.output and "Traceback" not in err
+    assert err.lstrip().startswith("error:") and err.count("error:") == 1, err
+    flat = " ".join(err.split())
+    for fragment in fragments:
+        assert fragment in flat, (fragment, err)
+    return flat
+
+
+# --- schemas --------------------------------------------------------------------------------
+
+
+def test_schemas_ship_for_every_json_command() -> None:
+    assert schema_names() == ["demo", "models", "simulate"]
+    for name in schema_names():
+        schema = load_schema(name)
+        jsonschema.Draft202012Validator.check_schema(schema)
+        assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+        assert load_schema(f"{name}.schema.json") == schema
+    with pytest.raises(hl.HemolabError, match="available: demo, models, simulate"):
+        load_schema("forecast")
+
+
+# --- models ---------------------------------------------------------------------------------
+
+
+def test_models_json(runner: CliRunner) -> None:
+    doc = validated(run(runner, "models", "--json"), "models")
+    names = [m["name"] for m in doc["models"]]
+    assert {"friberg_docetaxel", "mackey_glass"} <= set(names)
+    assert names == sorted(names) == hl.list_models()
+    mg = next(m for m in doc["models"] if m["name"] == "mackey_glass")
+    assert mg["time_unit"] == "d" and mg["has_delays"] is True
+    assert [p["name"] for p in mg["parameters"]] == ["beta", "gamma", "n", "tau", "x0"]
+    assert mg["parameters"][0]["bounds"] == [0, "inf"]
+    fr = next(m for m in doc["models"] if m["name"] == "friberg_docetaxel")
+    assert fr["covariates"] == [{"name": "BSA", "default": 1.8, "unit": "m2"}]
+    assert {"name": "ANC", "unit": "10*9/L"} in fr["observables"]
+    assert "doi:10.1200/JCO.2002.02.140" in fr["citation"]
+
+
+def test_models_json_schema_catches_drift(runner: CliRunner) -> None:
+    doc = json.loads(run(runner, "models", "--json").stdout)
+    validator = jsonschema.Draft202012Validator(load_schema("models"))
+    doc["models"][0]["surprise"] = 1
+    assert not validator.is_valid(doc)
+    del doc["models"][0]["surprise"]
+    del doc["models"][0]["citation"]
+    assert not validator.is_valid(doc)
+
+
+def test_models_table(runner: CliRunner) -> None:
+    result = run(runner, "models")
+    assert result.exit_code == 0
+    assert "friberg_docetaxel" in result.stdout and "mackey_glass" in result.stdout
+
+
+# --- simulate -------------------------------------------------------------------------------
+
+
+def test_simulate_mackey_glass_json_and_parquet(runner: CliRunner, tmp_path: Path) -> None:
+    out = tmp_path / "mg.parquet"
+    args = ["simulate", "mackey_glass", "--t-end", "50d", "--dt", "1d", "--out", out, "--json"]
+    doc = validated(run(runner, *args), "simulate")
+    assert doc["model"] == "mackey_glass" and doc["time_unit"] == "d"
+    assert doc["n_patients"] == 1 and doc["n_times"] == 51
+    assert doc["status"]["ok"] == 1 and doc["out"] == str(out)
+    assert set(doc["variables"]) == {"x", "cells"}
+    table = pq.read_table(out)
+    assert table.column_names == RESULT_COLUMNS
+    x = table.filter(pc.equal(table.column("variable"), "x"))
+    assert x.column("time").to_pylist() == [float(t) for t in range(51)]
+    assert x.column("value")[0].as_py() == 0.5  # the constant history x0
+    assert math.isclose(doc["variables"]["x"]["max"], max(x.column("value").to_pylist()))
+    meta = hl.read_metadata(out)
+    assert meta["hemolab.model"] == "mackey_glass"
+    assert meta["hemolab.model_hash"] == doc["model_hash"]
+    assert meta["hemolab.time_unit"] == "d"
+    assert meta["hemolab.version"] == hl.__version__
+    assert "method-of-steps" in meta["hemolab.solver"]
+    assert not (tmp_path / "mg.events.parquet").exists()  # no dataset, no events
+
+    # --param changes the result
+    out2 = tmp_path / "mg_beta.parquet"
+    doc2 = validated(
+        run(runner, *args[:-3], "--out", out2, "--json", "--param", "beta=0.25"), "simulate"
+    )
+    assert doc2["model_hash"] == doc["model_hash"]
+    x2 = pq.read_table(out2).to_pandas().query("variable == 'x'")["value"].to_numpy()
+    assert x2[0] == 0.5 and np.max(np.abs(x2 - np.asarray(x.column("value")))) > 1e-2
+
+
+def test_simulate_friberg_with_an_events_file(runner: CliRunner, tmp_path: Path) -> None:
+    events = tmp_path / "docetaxel.csv"
+    events.write_text(DOCETAXEL_CSV)
+    out = tmp_path / "res" / "docetaxel.parquet"
+    args = ["simulate", "friberg_docetaxel", "--events", events, "--out", out]
+    doc = validated(run(runner, *args, "--t-end", "21d", "--dt", "1d", "--json"), "simulate")
+    # the grid 0:24:504 h plus the observations off the grid (182.4 h, 300 h)
+    assert doc["time_unit"] == "h" and doc["n_times"] == 22 + 2
+    df = pq.read_table(out).to_pandas()
+    anc = df[df["variable"] == "ANC"].set_index("time")["value"]
+    assert {24.0, 120.0, 182.4, 300.0} <= set(anc.index)
+    assert anc[182.4] == pytest.approx(0.90, rel=0.03)  # MODELS.md §1 target 2
+    assert anc[0.0] == pytest.approx(5.05)
+    ev = pq.read_table(out.with_name("docetaxel.events.parquet")).to_pandas()
+    assert ev["amount"].tolist() == [pytest.approx(180.0)]  # 100 mg/m² × 1.8 m²
+    assert ev["kind"].tolist() == ["infusion"] and ev["unit"].tolist() == ["mg"]
+
+    # the human summary: model, patients, a table of variables, the file written
+    result = run(runner, *args)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    assert "friberg_docetaxel: 1 patient(s), 4 output times (h), status ok=1" in text
+    assert "ANC" in text and "Cdoc" in text and f"written: {out}" in text
+
+
+def test_simulate_shows_dataset_warnings_as_one_line(runner: CliRunner, tmp_path: Path) -> None:
+    # an observation at the dose time is a trough: the rule that applied is shown
+    events = tmp_path / "tie.csv"
+    events.write_text("ID,TIME,EVID,AMT,CMT\n1,0,0,.,.\n1,0,1,100,A1\n1,24,0,.,.\n")
+    result = run(
+        runner, "simulate", "friberg_docetaxel", "--events", events, "--out",
+        tmp_path / "t.parquet", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("warning:") == 1 and "pre-dose" in result.stderr
+    validated(result, "simulate")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["simulate", "no_such_model", "--t-end", "5"], ["'no_such_model'", "mackey_glass"]),
+        (["simulate", "mackey_glass", "--events", "missing.csv"], ["missing.csv", "not exist"]),
+        (["simulate", "mackey_glass", "--t-end", "5", "--param", "beta"], ["NAME=VALUE"]),
+        (["simulate", "mackey_glass", "--t-end", "5", "--param", "beta=abc"], ["not a number"]),
+        (["simulate", "mackey_glass", "--t-end", "5", "--param", "beta=-1"], ["bounds"]),
+        (["simulate", "mackey_glass", "--t-end", "5", "--param", "beta=nan"], ["finite"]),
+        (["simulate", "mackey_glass", "--t-end", "5", "--param", "nope=1"], ["nope"]),
+        (["simulate", "mackey_glass", "--t-end", "garbage"], ["'garbage'", "600h"]),
+        (["simulate", "mackey_glass", "--t-end", "5", "--dt", "0"], ["dt must be > 0"]),
+        (["simulate", "mackey_glass", "--t-end", "5", "--rtol", "0"], ["--rtol"]),
+        (["simulate", "mackey_glass"], ["--t-end"]),
+    ],
+)
+def test_simulate_bad_input_exits_2_with_one_message(
+    runner: CliRunner, tmp_path: Path, args: list[str], fragments: list[str]
+) -> None:
+    out = tmp_path / "x.parquet"
+    assert_bad_input(run(runner, *args, "--out", out), *fragments)
+    assert not out.exists()
+
+
+def test_simulate_bad_out_and_empty_events(runner: CliRunner, tmp_path: Path) -> None:
+    base = ["simulate", "mackey_glass", "--t-end", "5"]
+    assert_bad_input(run(runner, *base, "--out", tmp_path / "x.csv"), "*.parquet")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    result = run(runner, "simulate", "friberg_docetaxel", "--events", empty, "--out",
+                 tmp_path / "x.parquet")  # fmt: skip
+    assert_bad_input(result, "empty")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert_bad_input(run(runner, *base, "--out", blocker / "x.parquet"), "cannot write")
+
+
+def test_simulate_dataset_errors_name_row_and_column(runner: CliRunner, tmp_path: Path) -> None:
+    events = tmp_path / "bad.csv"
+    events.write_text(
+        "ID,TIME,EVID,AMT,CMT,DVID\n"
+        "1,0,1,100,A9,.\n"  # row 1: no state A9
+        "1,24,0,.,.,Hb\n"  # row 2: no observable Hb
+        "1,12,7,.,.,.\n"  # row 3: rxode2's EVID, and time goes back
+    )
+    result = run(runner, "simulate", "friberg_docetaxel", "--events", events, "--out",
+                 tmp_path / "x.parquet")  # fmt: skip
+    flat = assert_bad_input(
+        result,
+        "problems in the event dataset",
+        "bad.csv, row 1, column CMT",
+        "bad.csv, row 2, column DVID",
+        "bad.csv, row 3, column EVID",
+    )
+    assert "rxode2" in flat
+
+
+# --- show, demo -----------------------------------------------------------------------------
+
+
+def test_show_prints_the_citation(runner: CliRunner) -> None:
+    result = run(runner, "show", "friberg_docetaxel")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    assert "citation: Friberg LE, Henningsson A" in text
+    assert "doi:10.1200/JCO.2002.02.140" in text
+    assert "dCirc/dt" in text and "observable ANC" in text
+    assert_bad_input(run(runner, "show", "no_such_model"), "no_such_model")
+
+
+def test_demo_json(runner: CliRunner, tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    doc = validated(run(runner, "demo", "--json", "--out", out), "demo")
+    files = [Path(f) for f in doc["files"]]
+    assert [f.name for f in files] == ["results.parquet", "anc.png", "summary.json"]
+    assert all(f.parent == out and f.is_file() for f in files)
+    assert files[1].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads(files[2].read_text()) == doc
+    assert pq.read_table(files[0]).column_names == RESULT_COLUMNS
+    assert doc["status"] == "ok" and len(doc["cycles"]) == 4
+    first = doc["cycles"][0]
+    # MODELS.md §1 target 2: ANC nadir 0.90 ×10⁹/L at day 7.6 (derived; ±3 %)
+    assert first["nadir_anc"] == pytest.approx(0.90, rel=0.03)
+    assert first["nadir_day"] == pytest.approx(7.6, rel=0.03)
+    assert first["ctcae_grade"] == 3

@@ -145,8 +145,12 @@ def test_no_identifier_in_any_message_warning_repr_or_log(caplog, tmp_path):
         ds2 = read_events(no_ss, model=pk_model())
         sched = build_schedule(ds2, pk_model())
     texts += [str(w.message) for w in record]
+    with pytest.warns(HemolabWarning) as record:
+        sched_ss = build_schedule(ds, pk_model())  # steady state: placeholders and a request
+    texts += [str(w.message) for w in record] + [repr(sched_ss), repr(sched_ss.ss_requests)]
+    off = frame([{"ID": SECRET, "TIME": 0, "EVID": 2, "CMT": -1}])
     with pytest.raises(hl.UnsupportedError) as unsupported:
-        build_schedule(ds, pk_model())
+        build_schedule(read_events(off, model=pk_model()), pk_model())
     texts += [str(unsupported.value), repr(ds), repr(ds2), repr(sched), caplog.text]
     texts += [ds.to_pandas().to_string(), sched.events_to_pandas().to_string()]
     # a DATETIME is identifying too: never quoted
@@ -545,6 +549,14 @@ def test_public_names_are_exported_explicitly():
         "OP_RESET",
         "Schedule",
         "SubjectEvents",
+        "Trigger",
         "build_schedule",
         "read_events",
     ]
+
+
+def test_empty_file_is_a_dataset_error(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(DatasetError, match=r"empty.csv: the file is empty"):
+        read_events(empty, model=pk_model())

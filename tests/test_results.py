@@ -244,11 +244,6 @@ def test_events_parquet_beside_the_result(two_subjects: hl.Results, tmp_path: Pa
     assert path.is_file()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="simulate() names subjects by their dataset pseudonyms in the events table even "
-    "when patient_ids= renames them in the results (reported)",
-)
 def test_event_patient_ids_follow_the_results(two_subjects: hl.Results) -> None:
     ids = set(two_subjects.events.column("patient_id").to_pylist())
     assert ids <= set(two_subjects.patient_ids)
@@ -287,11 +282,6 @@ def test_write_is_atomic(
     assert [p.name for p in tmp_path.iterdir()] == ["res.parquet"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="simulate() records hemolab.elapsed_s in the metadata, which differs between two "
-    "runs of the same experiment; §C allows only creation time and host to differ (reported)",
-)
 def test_same_experiment_same_metadata(decay: hl.Model) -> None:
     a = hl.simulate(decay, t_end=5.0, dt=1.0, run_id="same")
     b = hl.simulate(decay, t_end=5.0, dt=1.0, run_id="same")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time as _time
 import uuid
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -147,7 +146,6 @@ def simulate(
     mdl = cm.model
     run_id = run_id or uuid.uuid4().hex[:12]
     g = make_grid(t_end, dt, grid)
-    started = _time.perf_counter()
     from hemolab.events import EventDataset as _EventDataset, Schedule, build_schedule, read_events
 
     dataset: _EventDataset | None = None
@@ -244,7 +242,6 @@ def simulate(
         max_steps=max_steps,
         inputs_hash=_hash_array(inputs),
         events_file=str(getattr(dataset, "file", "") or ""),
-        elapsed_s=round(_time.perf_counter() - started, 6),
     )
     res = Results(
         values=raw.values,
@@ -262,7 +259,9 @@ def simulate(
         run_id=run_id,
         scenario=scenario,
         metadata=meta,
-        events=_events_table(schedule, run_id, scenario),
+        events=_events_table(
+            schedule, run_id, scenario, dict(zip(schedule.subject_ids, patient_ids, strict=False))
+        ),
         trigger_names=compiled_triggers.names if compiled_triggers is not None else (),
         trigger_count=raw.trigger_count,
         trigger_first_time=raw.trigger_first,
@@ -288,7 +287,7 @@ def _with_covariates(cm: CompiledModel, base: np.ndarray, initial: np.ndarray) -
     return out
 
 
-def _events_table(schedule: Any, run_id: str, scenario: str) -> Any:
+def _events_table(schedule: Any, run_id: str, scenario: str, rename: dict[str, str]) -> Any:
     """Applied events as the ``<stem>.events.parquet`` table of DATA-FORMATS §C."""
     records = getattr(schedule, "events", ())
     if not records:
@@ -300,7 +299,9 @@ def _events_table(schedule: Any, run_id: str, scenario: str) -> Any:
         {
             "run_id": pa.array([run_id] * n, type=pa.string()),
             "scenario": pa.array([scenario] * n, type=pa.string()),
-            "patient_id": pa.array([e["patient_id"] for e in records], type=pa.string()),
+            "patient_id": pa.array(
+                [rename.get(e["patient_id"], e["patient_id"]) for e in records], type=pa.string()
+            ),
             "replicate": pa.array([0] * n, type=pa.int32()),
             "time": pa.array([e["time"] for e in records], type=pa.float64()),
             "kind": pa.array([e["kind"] for e in records], type=pa.string()),

@@ -324,6 +324,14 @@ def _load(
             frame = table.to_pandas()
         else:
             # Everything as text: '.', '' and 'NA' are missing values, decided by the checker.
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+            try:
+                frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+            except pd.errors.EmptyDataError:
+                raise DatasetError(
+                    [DatasetIssue(name, None, None, "the file is empty; expected a header row")]
+                ) from None
+            except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+                msg = f"not a readable CSV file ({type(exc).__name__})"
+                raise DatasetError([DatasetIssue(name, None, None, msg)]) from None
     columns = {str(c).strip(): frame[c].tolist() for c in frame.columns}
     return columns, metadata_unit, name

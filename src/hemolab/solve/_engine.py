@@ -25,7 +25,8 @@ from hemolab.solve._status import Status
 
 __all__ = ["ActionTable", "RawSolution", "make_solve_fn", "run_actions"]
 
-_CHUNK_BUCKETS = (4, 16, 64, 256, 1024)
+_CALL_BUCKETS = (4, 16, 64, 256, 1024, 4096)
+_CALL_SIZE = 4096  # patients per compiled call (memory: outputs of one call live on device)
 
 
 @dataclass(frozen=True)
@@ -59,11 +60,12 @@ def _pow2(x: int, minimum: int) -> int:
     return max(minimum, 1 << max(0, int(x - 1).bit_length()))
 
 
-def _chunk_size(n: int, chunk_size: int) -> int:
-    for b in _CHUNK_BUCKETS:
-        if n <= b and b <= chunk_size:
+def _call_size(n: int) -> int:
+    """Bucketed number of patients per compiled call (padding patients are idle lanes)."""
+    for b in _CALL_BUCKETS:
+        if n <= b:
             return b
-    return chunk_size
+    return _CALL_SIZE
 
 
 _JIT_CACHE: weakref.WeakKeyDictionary[CompiledModel, dict] = weakref.WeakKeyDictionary()
@@ -76,9 +78,10 @@ def _compiled_solver(
     fixed_step: float | None = None,
     stepper: Stepper = DOPRI5,
     triggers: CompiledTriggers | None = None,
+    lanes: int = 256,
 ) -> Callable:
     cache = _JIT_CACHE.setdefault(cm, {})
-    key = (T, history_size, fixed_step, stepper.name, triggers.key if triggers else "")
+    key = (T, history_size, fixed_step, stepper.name, triggers.key if triggers else "", lanes)
     if key not in cache:
         solver = make_chunk_solver(
             cm,
@@ -87,6 +90,7 @@ def _compiled_solver(
             fixed_step=fixed_step,
             stepper=stepper,
             triggers=triggers,
+            lanes=lanes,
         )
         cache[key] = jax.jit(solver)
     return cache[key]
@@ -203,7 +207,7 @@ def run_actions(
     target = pad(table.target, 0).astype(np.int32)
     value = pad(table.value, 0.0)
     stop = _stops(time, op)
-    C = _chunk_size(N, chunk_size)
+    lanes = max(1, int(chunk_size))
     y0_all = np.full((N, cm.n_states), np.nan)
     if y_init is not None:
         y0_all[:] = np.broadcast_to(np.asarray(y_init, dtype=np.float64), (N, cm.n_states))
@@ -217,12 +221,13 @@ def run_actions(
     t_first = np.full((N, K), np.nan)
     pending = np.arange(N)
     for attempt in range(3):  # grow the delay ring for patients that overflowed it
-        solver = _compiled_solver(cm, T, hsize, fixed_step, stepper, triggers)
+        solver = _compiled_solver(cm, T, hsize, fixed_step, stepper, triggers, lanes)
         done = 0
-        for start in range(0, len(pending), C):
-            idx = pending[start : start + C]
-            sel = np.concatenate([idx, np.full(C - len(idx), idx[-1])])
-            rows = sel if S > 1 else np.zeros(C, dtype=np.int64)
+        for start in range(0, len(pending), _CALL_SIZE):
+            idx = pending[start : start + _CALL_SIZE]
+            M = _call_size(len(idx))
+            sel = np.concatenate([idx, np.full(M - len(idx), idx[-1])])
+            rows = sel if S > 1 else np.zeros(M, dtype=np.int64)
             res = solver(
                 ChunkInputs(
                     inputs=jnp.asarray(inputs[sel]),
@@ -233,6 +238,7 @@ def run_actions(
                     act_stop=jnp.asarray(stop[rows]),
                     t0=jnp.asarray(t0_rows[rows]),
                     y_init=jnp.asarray(y0_all[sel]),
+                    n_valid=jnp.asarray(len(idx), dtype=jnp.int32),
                     rtol=jnp.asarray(rtol, dtype=jnp.float64),
                     atol=jnp.asarray(atol, dtype=jnp.float64),
                     max_steps=jnp.asarray(max_steps, dtype=jnp.int32),
@@ -296,7 +302,11 @@ def make_solve_fn(
     stop = _stops(time, op)
     arrays = [time, op, pad(table.target, 0).astype(np.int32), pad(table.value, 0.0), stop]
     solver = make_chunk_solver(
-        cm, n_outputs=max(table.n_outputs, 1), history_size=history_size, stepper=stepper
+        cm,
+        n_outputs=max(table.n_outputs, 1),
+        history_size=history_size,
+        stepper=stepper,
+        lanes=1 << 30,  # every patient in its own lane: one pass, no refills
     )
     T = table.n_outputs
 
@@ -315,6 +325,7 @@ def make_solve_fn(
                 act_stop=rows[4],
                 t0=jnp.full(N, t0),
                 y_init=jnp.full((N, cm.n_states), jnp.nan),
+                n_valid=jnp.asarray(N, dtype=jnp.int32),
                 rtol=jnp.asarray(rtol, dtype=jnp.float64),
                 atol=jnp.asarray(atol, dtype=jnp.float64),
                 max_steps=jnp.asarray(max_steps, dtype=jnp.int32),

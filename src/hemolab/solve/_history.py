@@ -61,9 +61,9 @@ class History:
         )
 
     # -- state ---------------------------------------------------------------------------------
-    def init(self, ci: Any) -> dict[str, jax.Array]:
-        C, R, m = ci.inputs.shape[0], self.size, len(self.dstates)
-        p = ci.inputs
+    def init_lanes(self, p: jax.Array, t0: jax.Array) -> dict[str, jax.Array]:
+        """An empty ring per lane, history starting at ``t0``."""
+        C, R, m = p.shape[0], self.size, len(self.dstates)
         return dict(
             t_start=jnp.full((C, R), jnp.inf),
             h=jnp.ones((C, R)),
@@ -71,10 +71,23 @@ class History:
             coef=jnp.zeros((C, R, m, self.stepper.n_coef)),
             count=jnp.zeros(C, dtype=jnp.int32),
             head=jnp.zeros(C, dtype=jnp.int32),
-            t_begin=ci.t0.astype(jnp.float64),
+            t_begin=t0.astype(jnp.float64),
             y_begin=self.initial_fn(p)[:, self.dstates],
             overflow=jnp.zeros(C, dtype=bool),
         )
+
+    @staticmethod
+    def merge(mask: jax.Array, new: dict, old: dict) -> dict:
+        """Lane-wise choice between two history states (``mask`` (C,) picks ``new``).
+
+        Only the small per-lane fields are switched: a ring with ``count = 0`` is never read,
+        so the big segment arrays are left as they are (no copy per refill).
+        """
+        out = dict(old)
+        for k in ("count", "head", "t_begin", "y_begin", "overflow"):
+            m = mask.reshape(mask.shape + (1,) * (old[k].ndim - 1))
+            out[k] = jnp.where(m, new[k], old[k])
+        return out
 
     def on_reset(self, hs: dict, mask: jax.Array, t: jax.Array, p: jax.Array) -> dict:
         """Restart the history at ``t`` for the masked patients (EVID 3/4)."""

@@ -50,10 +50,16 @@ from hemolab.solve._status import Status
 __all__ = ["ChunkInputs", "ChunkResult", "make_chunk_solver"]
 
 _RUNNING = int(Status.RUNNING)
+_NONFINITE = int(Status.NONFINITE)
+_IDLE = 99  # a lane without a patient (the call's queue is empty)
 
 
 class ChunkInputs(NamedTuple):
-    """Device arrays for one chunk of C patients (all padded to bucket sizes)."""
+    """Device arrays for one call of M patients (padded to a bucket size; shapes say C=M).
+
+    The loop runs ``lanes`` patients at a time; a lane whose patient finishes takes the next
+    patient of the call, so a slow patient never holds up the others (no lockstep waste).
+    """
 
     inputs: jax.Array  # (C, P) parameters then covariates
     act_time: jax.Array  # (C, A) +inf padded
@@ -63,6 +69,7 @@ class ChunkInputs(NamedTuple):
     act_stop: jax.Array  # (C, A) next non-output action time at/after each index
     t0: jax.Array  # (C,) start time
     y_init: jax.Array  # (C, n) initial state override; NaN entries use the model's initial
+    n_valid: jax.Array  # () patients [0, n_valid) are real; the rest is bucket padding
     rtol: jax.Array  # ()
     atol: jax.Array  # ()
     max_steps: jax.Array  # () int32
@@ -85,6 +92,7 @@ def make_chunk_solver(
     fixed_step: float | None = None,
     stepper: Stepper = DOPRI5,
     triggers: CompiledTriggers | None = None,
+    lanes: int = 256,
 ) -> Callable[[ChunkInputs], ChunkResult]:
     """Build the (un-jitted) chunk solver of a compiled model for T = ``n_outputs`` slots.
 
@@ -122,10 +130,9 @@ def make_chunk_solver(
         return jnp.where(log_mask, jnp.log(safe), y)
 
     def solve(ci: ChunkInputs) -> ChunkResult:
-        C = ci.inputs.shape[0]
-        rows = jnp.arange(C)
+        M = ci.inputs.shape[0]
+        C = min(lanes, M)
         rtol, atol = ci.rtol, ci.atol
-        hist_state = history.init(ci) if history is not None else None
 
         def delayed_values(hs: Any, t: jax.Array, p: jax.Array) -> jax.Array:
             if history is None:
@@ -173,36 +180,92 @@ def make_chunk_solver(
                 return y
             return jnp.concatenate([y, obs_b(t, y, p, delayed_values(hs, t, p))], axis=1)
 
-        y_model = init_b(ci.inputs)
-        u0 = to_u(jnp.where(jnp.isnan(ci.y_init), y_model, ci.y_init))
-        carry: dict[str, Any] = dict(
-            t=ci.t0.astype(jnp.float64),
-            h=jnp.zeros(C),
-            u=u0,
-            k1=jnp.zeros((C, n)),
-            r=jnp.zeros((C, n)),
-            p=ci.inputs,
-            ptr=jnp.zeros(C, dtype=jnp.int32),
-            status=jnp.where(
-                jnp.all(jnp.isfinite(u0), axis=1), _RUNNING, int(Status.NONFINITE)
-            ).astype(jnp.int32),
-            n_steps=jnp.zeros(C, dtype=jnp.int32),
-            n_acc=jnp.zeros(C, dtype=jnp.int32),
-            fresh=jnp.ones(C, dtype=bool),  # k1 and h must be (re)computed
-            out=jnp.full((C, n_outputs, n + n_obs), jnp.nan),
-            hist=hist_state,
-            g_prev=gfun(hist_state, ci.t0.astype(jnp.float64), u0, ci.inputs),
-            n_fired=jnp.zeros((C, K), dtype=jnp.int32),
-            first_fired=jnp.full((C, K), jnp.nan),
-        )
+        def load(pid: jax.Array) -> dict[str, Any]:
+            """Fresh lane state for patients ``pid`` (C,); pid >= n_valid gives an idle lane."""
+            valid = pid < ci.n_valid
+            pc = jnp.clip(pid, 0, M - 1)
+            p = ci.inputs[pc]
+            t0 = ci.t0[pc].astype(jnp.float64)
+            y_init = ci.y_init[pc]
+            u0 = to_u(jnp.where(jnp.isnan(y_init), init_b(p), y_init))
+            hist0 = history.init_lanes(p, t0) if history is not None else None
+            status = jnp.where(jnp.all(jnp.isfinite(u0), axis=1), _RUNNING, _NONFINITE)
+            return dict(
+                pid=jnp.where(valid, pid, M).astype(jnp.int32),
+                t=t0,
+                h=jnp.zeros(C),
+                u=u0,
+                k1=jnp.zeros((C, n)),
+                r=jnp.zeros((C, n)),
+                p=p,
+                ptr=jnp.zeros(C, dtype=jnp.int32),
+                status=jnp.where(valid, status, _IDLE).astype(jnp.int32),
+                n_steps=jnp.zeros(C, dtype=jnp.int32),
+                n_acc=jnp.zeros(C, dtype=jnp.int32),
+                fresh=jnp.ones(C, dtype=bool),  # k1 and h must be (re)computed
+                hist=hist0,
+                g_prev=gfun(hist0, t0, u0, p),
+                n_fired=jnp.zeros((C, K), dtype=jnp.int32),
+                first_fired=jnp.full((C, K), jnp.nan),
+            )
 
-        def take(a: jax.Array, ptr: jax.Array) -> jax.Array:
-            return jnp.take_along_axis(a, ptr[:, None], axis=1)[:, 0]
+        carry: dict[str, Any] = load(jnp.arange(C, dtype=jnp.int32))
+        carry.update(
+            out=jnp.full((M, n_outputs, n + n_obs), jnp.nan),
+            next=jnp.asarray(C, dtype=jnp.int32),
+            g_status=jnp.full(M, _IDLE, dtype=jnp.int32),
+            g_steps=jnp.zeros(M, dtype=jnp.int32),
+            g_acc=jnp.zeros(M, dtype=jnp.int32),
+            g_fired=jnp.zeros((M, K), dtype=jnp.int32),
+            g_first=jnp.full((M, K), jnp.nan),
+        )
+        lane_keys = tuple(k for k in load(jnp.zeros(C, dtype=jnp.int32)) if k != "hist")
+
+        def refill(c: dict) -> dict:
+            """Flush finished lanes into the call's results and load the next patients."""
+            c = dict(c)
+            done = (c["status"] != _RUNNING) & (c["status"] != _IDLE)
+            w = jnp.where(done, c["pid"], M)
+            for g, lane in (
+                ("g_status", "status"),
+                ("g_steps", "n_steps"),
+                ("g_acc", "n_acc"),
+                ("g_fired", "n_fired"),
+                ("g_first", "first_fired"),
+            ):
+                c[g] = c[g].at[w].set(c[lane], mode="drop")
+            rank = (jnp.cumsum(done.astype(jnp.int32)) - 1).astype(jnp.int32)
+            cand = c["next"] + rank
+            new_pid = jnp.where(cand < ci.n_valid, cand, M).astype(jnp.int32)
+            c["next"] = jnp.minimum(c["next"] + jnp.sum(done.astype(jnp.int32)), ci.n_valid).astype(
+                jnp.int32
+            )
+            fresh_lanes = load(jnp.where(done, new_pid, 0))
+            for k in lane_keys:
+                mask = done.reshape((C,) + (1,) * (c[k].ndim - 1))
+                c[k] = jnp.where(mask, fresh_lanes[k], c[k])
+            if history is not None:
+                c["hist"] = history.merge(done, fresh_lanes["hist"], c["hist"])
+            return c
 
         def cond(c: dict) -> jax.Array:
-            return jnp.any(c["status"] == _RUNNING)
+            return jnp.any(c["status"] == _RUNNING) | (c["next"] < ci.n_valid)
 
         def body(c: dict) -> dict:
+            big = c.pop("out")
+            c = jax.lax.cond(
+                jnp.any((c["status"] != _RUNNING) & (c["status"] != _IDLE)),
+                refill,
+                lambda c: c,
+                c,
+            )
+            c["out"] = big
+            pidc = jnp.clip(c["pid"], 0, M - 1)
+            pidw = c["pid"]  # M for idle lanes: their writes are dropped
+
+            def take(a: jax.Array, ptr: jax.Array) -> jax.Array:
+                return a[pidc, jnp.clip(ptr, 0, a.shape[1] - 1)]
+
             t, u, p, r, ptr, status = c["t"], c["u"], c["p"], c["r"], c["ptr"], c["status"]
             running = status == _RUNNING
             ta = take(ci.act_time, ptr)
@@ -253,7 +316,7 @@ def make_chunk_solver(
 
             # ---------------- actions (skipped entirely when no patient has one due) --------
             def apply_actions(a):
-                u, r, p, status, hist, fresh, ptr, out = a
+                u, r, p, status, hist, fresh, ptr = a
                 op = take(ci.act_op, ptr)
                 tgt = take(ci.act_target, ptr)
                 val = take(ci.act_value, ptr)
@@ -298,13 +361,6 @@ def make_chunk_solver(
                 changed = jnp.any(y_new != y, axis=1) | (op == OP_RESET)
                 u_act = jnp.where(y_new == y, u, to_u(y_new))
                 act_fail = at_action & changed & ~jnp.all(jnp.isfinite(u_act), axis=1)
-                do_out = at_action & (op == OP_OUTPUT)
-                obs_now = observe(hist, t, y, p)
-                slot = jnp.clip(tgt, 0, n_outputs - 1)
-                cur = out[rows, slot]
-                out = out.at[rows, slot].set(
-                    jnp.where(do_out[:, None], obs_now, cur), unique_indices=True
-                )
                 refresh = at_action & (op != OP_OUTPUT)
                 u = jnp.where(at_action[:, None], u_act, u)
                 r = jnp.where(at_action[:, None], r_new, r)
@@ -314,13 +370,29 @@ def make_chunk_solver(
                     hist = history.on_reset(hist, at_action & (op == OP_RESET), t, p)
                 fresh = fresh | refresh
                 ptr = ptr + at_action.astype(jnp.int32)
-                return u, r, p, status, hist, fresh, ptr, out
+                return u, r, p, status, hist, fresh, ptr
 
-            u, r, p, status, hist, fresh, ptr, out = jax.lax.cond(
+            # outputs due now are written from the exact current state, outside the cond: the
+            # (patients x slots x variables) array must never be copied through a branch
+            op_now = take(ci.act_op, ptr)
+            do_out = at_action & (op_now == OP_OUTPUT)
+            slot = jnp.clip(take(ci.act_target, ptr), 0, n_outputs - 1)
+            out = c["out"]
+            hist = c["hist"]
+
+            def write_now(out):
+                obs_now = observe(hist, t, to_y(u), p)
+                cur = out[pidc, slot]
+                return out.at[pidw, slot].set(
+                    jnp.where(do_out[:, None], obs_now, cur), unique_indices=True, mode="drop"
+                )
+
+            out = jax.lax.cond(jnp.any(do_out), write_now, lambda o: o, out)
+            u, r, p, status, hist, fresh, ptr = jax.lax.cond(
                 jnp.any(at_action),
                 apply_actions,
                 lambda a: a,
-                (u, r, p, status, c["hist"], fresh, ptr, c["out"]),
+                (u, r, p, status, hist, fresh, ptr),
             )
 
             # ---------------- steps ---------------------------------------------------------
@@ -411,9 +483,9 @@ def make_chunk_solver(
                 th = jnp.clip((tq - t) / h_eff, 0.0, 1.0)
                 uq = stepper.dense(u, h_eff, coef, th)
                 vals = observe(hist, tq, to_y(uq), p)
-                cur_q = dout[rows, sq]
-                dout = dout.at[rows, sq].set(
-                    jnp.where(write[:, None], vals, cur_q), unique_indices=True
+                cur_q = dout[pidc, sq]
+                dout = dout.at[pidw, sq].set(
+                    jnp.where(write[:, None], vals, cur_q), unique_indices=True, mode="drop"
                 )
                 return dptr + write.astype(jnp.int32), dout
 
@@ -440,6 +512,7 @@ def make_chunk_solver(
                     status,
                 )
             return dict(
+                c,
                 t=t,
                 h=h,
                 u=u,
@@ -459,13 +532,16 @@ def make_chunk_solver(
             )
 
         final: dict[str, Any] = jax.lax.while_loop(cond, body, carry)
+        big = final.pop("out")
+        final = refill(final)  # flush the last lanes
+        final["out"] = big
         return ChunkResult(
             final["out"],
-            final["status"],
-            final["n_steps"],
-            final["n_acc"],
-            final["n_fired"],
-            final["first_fired"],
+            final["g_status"],
+            final["g_steps"],
+            final["g_acc"],
+            final["g_fired"],
+            final["g_first"],
         )
 
     return solve

@@ -52,6 +52,7 @@ def compile_triggers(cm: CompiledModel, parsed: tuple[Any, ...]) -> CompiledTrig
         _, ns_k = generate_function(fname, outs, **common)  # type: ignore[arg-type]
         actions.append(ns_k[fname])
     key = repr([(p.name, str(p.g), [(n, str(e)) for n, e in p.assign]) for p in parsed])
+    g: Callable[..., Any] = ns["trigger_g"]  # type: ignore[assignment]
     return CompiledTriggers(
-        names=tuple(p.name for p in parsed), g=ns["trigger_g"], actions=tuple(actions), key=key
+        names=tuple(p.name for p in parsed), g=g, actions=tuple(actions), key=key
     )

@@ -271,7 +271,7 @@ def test_reset_cancels_pending_addl_doses_and_running_infusions():
         {"TIME": 0, "EVID": 0},  # after the reset (file order), before the dose (trough)
         {"TIME": 5, "EVID": 0},
     ]
-    with pytest.warns(HemolabWarning, match="2 observation"):
+    with pytest.warns(HemolabWarning, match="1 observation"):
         sched = schedule_of(rows, grid=[12.0])
     assert table(sched) == [
         (0.0, "bolus", DEPOT, 100.0),

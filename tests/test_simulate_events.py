@@ -377,11 +377,6 @@ def test_evid4_with_the_clock_going_back(one_cmt: hl.Model) -> None:
     assert cen["time"].tolist() == [2.0, 10.0, 2.0, 5.0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="schedule bug: ties are counted on the solver clock, so an observation of "
-    "occasion 1 'ties' with an EVID 4 row whose TIME goes back (reported)",
-)
 def test_no_tie_warning_across_a_reset_that_restarts_the_clock(one_cmt: hl.Model) -> None:
     rows = [dose(0, 100, 1), obs(10.0), {"ID": 1, "TIME": 0, "EVID": 4, "AMT": 30, "CMT": 2}]
     with warnings.catch_warnings():

@@ -424,10 +424,16 @@ class _Builder:
             occ = self.occ_at(recs, solver, g) if self.has_occ else None
             plan.outputs.append(_Out(g, _CLS_GRID, (math.inf, 0), self.report(g), False, None, occ))
         # observations sharing their time with a dose or event (not a reset, not a stop)
+        # a tie is the same instant on both clocks: an observation before a reset whose TIME
+        # goes back shares the solver time of the new occasion's dose, not its dataset time
         event_times = {
-            a.time for a in plan.actions if a.event is not None and a.op not in (OP_RESET, OP_NOP)
+            (a.time, a.event.time)
+            for a in plan.actions
+            if a.event is not None and a.op not in (OP_RESET, OP_NOP)
         }
-        plan.ties = sum(1 for o in plan.outputs if o.is_obs and o.time in event_times)
+        plan.ties = sum(
+            1 for o in plan.outputs if o.is_obs and (o.time, o.report_time) in event_times
+        )
         return plan, init
 
     @staticmethod

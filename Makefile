@@ -24,7 +24,10 @@ test: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/pyright
-	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup --cov --cov-report=term
+	# the tracer-leak lane (STYLE.md): the solver loop and triggers under JAX's leak checker
+	JAX_CHECK_TRACER_LEAKS=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
+		tests/test_solver_ode.py tests/test_triggers.py tests/test_sensitivities.py
 
 test-fast: install
 	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup -m "not slow"

@@ -147,11 +147,10 @@ def run_p1(params: dict[str, np.ndarray], grid: np.ndarray) -> tuple[float, Solv
 
     start = time.perf_counter()
     compiled = hl.compile_model(build_p1_model(hl))
-    n = len(params["CL"])
-    # Six 100 mg boluses into A, every 504 h from t = 0, for every patient (one row each).
+    # One regimen shared by the whole population: six 100 mg boluses into A every 504 h.
     doses = pd.DataFrame(
         {
-            "ID": np.arange(n),
+            "ID": [1],
             "TIME": P1_DOSE_TIMES_H[0],
             "EVID": 1,
             "AMT": P1_DOSE_MG,

@@ -234,12 +234,13 @@ def test_events_parquet_beside_the_result(two_subjects: hl.Results, tmp_path: Pa
     df = events.to_pandas()
     assert set(df["run_id"]) == {"r1"} and set(df["scenario"]) == {"arm-A"}
     assert events.schema.field("replicate").type == pa.int32()
-    # per subject in file order: "b" gets 100 mg into depot, a reset and 50 mg into central at
-    # 6 h; "a" gets 2 mg/kg × 60 kg = 120 mg into central
-    assert df["time"].tolist() == [0.0, 6.0, 6.0, 0.0]
-    assert df["kind"].tolist() == ["bolus", "reset", "bolus", "bolus"]
-    np.testing.assert_array_equal(df["amount"], [100.0, np.nan, 50.0, 120.0])
-    assert events.column("unit").to_pylist() == ["mg", None, "mg", "mg"]
+    # sorted by patient, then time (like the result table): "a" gets 2 mg/kg × 60 kg = 120 mg
+    # into central; "b" gets 100 mg into depot, a reset and 50 mg into central at 6 h
+    assert df["patient_id"].tolist() == sorted(df["patient_id"])
+    assert df["time"].tolist() == [0.0, 0.0, 6.0, 6.0]
+    assert df["kind"].tolist() == ["bolus", "bolus", "reset", "bolus"]
+    np.testing.assert_array_equal(df["amount"], [120.0, 100.0, np.nan, 50.0])
+    assert events.column("unit").to_pylist() == ["mg", "mg", None, "mg"]
     assert events.column("product").null_count == 4
     assert path.is_file()
 

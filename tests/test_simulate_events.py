@@ -484,3 +484,29 @@ def test_action_table_exactly_filling_its_bucket(one_cmt: hl.Model, n_grid: int)
     assert res.status_labels == ["ok"]
     t, _, central = outputs(res)
     close(central, np.where(t >= 1, 100 * np.exp(-K * (t - 1)), 0.0))
+
+
+def test_one_subject_regimen_shared_by_a_population(one_cmt: hl.Model) -> None:
+    """A dataset of one subject and N parameter rows: N virtual patients on that regimen."""
+    ev = pd.DataFrame(
+        {"ID": [1, 1], "TIME": [0.0, 12.0], "EVID": 1, "CMT": "depot", "AMT": [100.0, 50.0]}
+    )
+    cl = np.array([1.0, 2.0, 4.0])
+    pop = hl.simulate(one_cmt, ev, params={"CL": cl}, grid=[6.0, 18.0], rtol=1e-10, atol=1e-12)
+    assert pop.patient_ids == ("V0000000", "V0000001", "V0000002")
+    for i, c in enumerate(cl):
+        alone = hl.simulate(one_cmt, ev, params={"CL": c}, grid=[6.0, 18.0], rtol=1e-10, atol=1e-12)
+        np.testing.assert_array_equal(pop.values[i], alone.values[0])
+    events = pop.events.to_pandas()
+    assert sorted(set(events["patient_id"])) == list(pop.patient_ids)
+    assert len(events) == 3 * 2
+
+
+def test_population_with_patient_specific_lag_gets_its_own_event_times(one_cmt: hl.Model) -> None:
+    ev = pd.DataFrame({"ID": [1], "TIME": [0.0], "EVID": 1, "CMT": "depot", "AMT": [100.0]})
+    lags = np.array([0.0, 2.0])
+    pop = hl.simulate(one_cmt, ev, params={"ALAG": lags}, grid=[1.0, 3.0], rtol=1e-10, atol=1e-12)
+    depot = pop.variable("depot")
+    assert depot[1, 0] == 0.0  # the dose has not arrived at t = 1 for the lagged patient
+    np.testing.assert_allclose(depot[1, 1], 100 * np.exp(-1.0), rtol=1e-8)
+    np.testing.assert_allclose(depot[0, 0], 100 * np.exp(-1.0), rtol=1e-8)

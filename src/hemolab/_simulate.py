@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 import weakref
+from dataclasses import replace
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -162,13 +163,21 @@ def simulate(
         inputs = cm.inputs_from(dict(params or {}))
         schedule = Schedule.from_grid(mdl, g, n_subjects=1)
     else:
-        base = cm.inputs_from(dict(params or {}), n=dataset.n_subjects) if params else None
-        if base is None:
-            base = np.tile(cm.typical_inputs, (dataset.n_subjects, 1))
-        inputs = _with_covariates(cm, base, dataset.initial_covariates())
+        n_rows = _batch_size(params)
+        population = dataset.n_subjects == 1 and n_rows > 1
+        n = n_rows if population else dataset.n_subjects
+        base = cm.inputs_from(dict(params or {}), n=n)
+        covs = dataset.initial_covariates()
+        inputs = _with_covariates(cm, base, np.repeat(covs, n, axis=0) if population else covs)
         props = cm.host_dose_props(inputs)
         from hemolab.events import DoseProperties
 
+        if population and not _same_rows(props):
+            # patient-specific lag/rate/duration move event times: one schedule per patient
+            dataset = replace(dataset, subjects=dataset.subjects * n)
+            population = False
+        if population:
+            props = {k: v[:1] for k, v in props.items()}
         schedule = build_schedule(
             dataset,
             mdl,
@@ -176,6 +185,10 @@ def simulate(
             dose_props=DoseProperties(**props),
             dose_before_obs=dose_before_obs,
         )
+        if population and patient_ids is None:
+            patient_ids = [f"V{i:07d}" for i in range(n)]
+        if population and schedule.ss_requests:
+            schedule = _expand(schedule, n)
     from hemolab.solve._choice import choose_stepper
 
     stepper = choose_stepper(cm, inputs, solver)
@@ -259,9 +272,7 @@ def simulate(
         run_id=run_id,
         scenario=scenario,
         metadata=meta,
-        events=_events_table(
-            schedule, run_id, scenario, dict(zip(schedule.subject_ids, patient_ids, strict=False))
-        ),
+        events=_events_table(schedule, run_id, scenario, list(patient_ids)),
         trigger_names=compiled_triggers.names if compiled_triggers is not None else (),
         trigger_count=raw.trigger_count,
         trigger_first_time=raw.trigger_first,
@@ -269,6 +280,49 @@ def simulate(
     if throw:
         res.raise_on_failure()
     return res
+
+
+def _batch_size(params: Mapping[str, Any] | None) -> int:
+    sizes = {int(np.size(v)) for v in (params or {}).values() if np.ndim(v) > 0}
+    return max(sizes, default=1)
+
+
+def _same_rows(props: Mapping[str, np.ndarray]) -> bool:
+    """Whether host dose properties (which move event times) are equal for all patients."""
+    for key in ("lag", "rate", "duration", "f"):
+        a = props[key]
+        if not np.array_equal(a, np.broadcast_to(a[:1], a.shape), equal_nan=True):
+            return False
+    return True
+
+
+def _expand(schedule: Any, n: int) -> Any:
+    """A one-subject schedule repeated for n patients (steady states differ per patient)."""
+    rep = {
+        k: np.repeat(getattr(schedule, k), n, axis=0)
+        for k in (
+            "time",
+            "op",
+            "target",
+            "value",
+            "n_actions",
+            "out_time",
+            "out_is_obs",
+            "out_dvid",
+            "out_occasion",
+            "n_outputs",
+            "initial_covariates",
+            "start_time",
+        )
+    }
+    reqs = tuple(dict(r, subject=i) for i in range(n) for r in schedule.ss_requests)
+    return replace(
+        schedule,
+        n_subjects=n,
+        subject_ids=tuple(f"V{i:07d}" for i in range(n)),
+        ss_requests=reqs,
+        **rep,
+    )
 
 
 def _with_covariates(cm: CompiledModel, base: np.ndarray, initial: np.ndarray) -> np.ndarray:
@@ -287,30 +341,37 @@ def _with_covariates(cm: CompiledModel, base: np.ndarray, initial: np.ndarray) -
     return out
 
 
-def _events_table(schedule: Any, run_id: str, scenario: str, rename: dict[str, str]) -> Any:
-    """Applied events as the ``<stem>.events.parquet`` table of DATA-FORMATS §C."""
+def _events_table(schedule: Any, run_id: str, scenario: str, patient_ids: list[str]) -> Any:
+    """Applied events as the ``<stem>.events.parquet`` table of DATA-FORMATS §C.
+
+    With one dataset subject shared by a population, its events are listed for every patient.
+    """
     records = getattr(schedule, "events", ())
     if not records:
         return None
     import pyarrow as pa
 
-    n = len(records)
+    subjects = list(schedule.subject_ids)
+    if len(subjects) == len(patient_ids):
+        owners = {sid: [pid] for sid, pid in zip(subjects, patient_ids, strict=True)}
+    else:  # a population over one subject
+        owners = {subjects[0]: list(patient_ids)}
+    rows = [(pid, e) for e in records for pid in owners.get(e["patient_id"], [e["patient_id"]])]
+    n = len(rows)
     return pa.table(
         {
             "run_id": pa.array([run_id] * n, type=pa.string()),
             "scenario": pa.array([scenario] * n, type=pa.string()),
-            "patient_id": pa.array(
-                [rename.get(e["patient_id"], e["patient_id"]) for e in records], type=pa.string()
-            ),
+            "patient_id": pa.array([pid for pid, _ in rows], type=pa.string()),
             "replicate": pa.array([0] * n, type=pa.int32()),
-            "time": pa.array([e["time"] for e in records], type=pa.float64()),
-            "kind": pa.array([e["kind"] for e in records], type=pa.string()),
-            "target": pa.array([e["target"] for e in records], type=pa.string()),
-            "product": pa.array([e["product"] for e in records], type=pa.string()),
-            "amount": pa.array([e["amount"] for e in records], type=pa.float64()),
-            "unit": pa.array([e["unit"] for e in records], type=pa.string()),
+            "time": pa.array([e["time"] for _, e in rows], type=pa.float64()),
+            "kind": pa.array([e["kind"] for _, e in rows], type=pa.string()),
+            "target": pa.array([e["target"] for _, e in rows], type=pa.string()),
+            "product": pa.array([e["product"] for _, e in rows], type=pa.string()),
+            "amount": pa.array([e["amount"] for _, e in rows], type=pa.float64()),
+            "unit": pa.array([e["unit"] for _, e in rows], type=pa.string()),
         }
-    )
+    ).sort_by([("patient_id", "ascending"), ("time", "ascending")])
 
 
 def _hash_array(a: np.ndarray) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from hemolab._errors import UnsupportedError
@@ -38,10 +40,18 @@ def choose_stepper(cm: CompiledModel, inputs: np.ndarray, solver: str = "auto") 
     return RODAS
 
 
+_DECISIONS: weakref.WeakKeyDictionary[CompiledModel, dict[bytes, bool]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def _detect_stiffness(cm: CompiledModel, inputs: np.ndarray) -> bool:
-    """Stiffness detection (see ``_stiffness.py``); explicit when it is not available."""
-    try:
-        from hemolab.solve._stiffness import is_stiff
-    except ImportError:  # pragma: no cover - until the stiff stepper lands
-        return False
-    return bool(is_stiff(cm, inputs))
+    """Stiffness detection (see ``_stiffness.py``), memoised per model and probed patients."""
+    from hemolab.solve._stiffness import is_stiff
+
+    probe = np.ascontiguousarray(np.atleast_2d(inputs)[:4], dtype=np.float64)
+    memo = _DECISIONS.setdefault(cm, {})
+    key = probe.tobytes()
+    if key not in memo:
+        memo[key] = bool(is_stiff(cm, probe))
+    return memo[key]

@@ -52,16 +52,17 @@ def decay() -> hl.Model:
     return hl.Model(
         "decay",
         time_unit="d",
-        states=[hl.State("x", "-k*x", initial=1.0, unit="mg")],
-        parameters=[hl.Parameter("k", 0.1, unit="d-1")],
+        # nonlinear, so it is integrated step by step (a linear one is solved in closed form)
+        states=[hl.State("x", "-k*x*(1 + x/xs)", initial=1.0, unit="mg")],
+        parameters=[hl.Parameter("k", 0.1, unit="d-1"), hl.Parameter("xs", 1.0, unit="mg")],
     )
 
 
 @pytest.fixture(scope="module")
 def with_failure(decay: hl.Model) -> hl.Results:
-    """Three patients; the fast-decaying one (k = 50/d) runs out of its 20 steps."""
+    """Three patients; the fast-decaying one (k = 50/d) runs out of its 60 steps."""
     return hl.simulate(
-        decay, t_end=10.0, dt=1.0, params={"k": np.array([0.1, 50.0, 0.3])}, max_steps=20
+        decay, t_end=10.0, dt=1.0, params={"k": np.array([0.1, 50.0, 0.3])}, max_steps=60
     )
 
 
@@ -144,7 +145,8 @@ def test_values_are_nan_where_the_status_is_not_ok(with_failure: hl.Results) -> 
     fine = df[df["patient_id"] != "V0000001"]
     assert fine["value"].notna().all() and set(fine["status"].astype(str)) == {"ok"}
     ok0 = fine[fine["patient_id"] == "V0000000"]
-    np.testing.assert_allclose(ok0["value"], np.exp(-0.1 * ok0["time"]), rtol=1e-5)
+    # Bernoulli: 1/x = (1/x0 + 1/xs) e^{kt} - 1/xs with x0 = xs = 1
+    np.testing.assert_allclose(ok0["value"], 1 / (2 * np.exp(0.1 * ok0["time"]) - 1), rtol=1e-5)
     # every label of the shared enum is in the dictionary, in one fixed order
     status = with_failure.to_arrow().column("status").combine_chunks()
     assert status.dictionary.to_pylist() == sorted(STATUS_LABELS)
@@ -159,7 +161,7 @@ def test_throw_names_the_failed_batch_index(decay: hl.Model) -> None:
             t_end=10.0,
             dt=1.0,
             params={"k": np.array([0.1, 50.0, 0.3])},
-            max_steps=20,
+            max_steps=60,
             throw=True,
         )
     assert exc.value.indices == (1,)

@@ -144,7 +144,9 @@ def _van_der_pol_like():
 def test_dense_output_matches_scipy_dop853(post):
     cm = get_compiled(_van_der_pol_like())
     grid = np.linspace(0, 30, 301)  # many outputs per step: dense output, not landing
-    sol = run_actions(cm, cm.inputs_from(), table(grid, post=post), rtol=1e-10, atol=1e-12)
+    sol = run_actions(
+        cm, cm.inputs_from(), table(grid, post=post), rtol=1e-10, atol=1e-12, closed_form=False
+    )
     ref = solve_ivp(
         lambda t, y: [y[1], -4 * y[0] - 0.1 * y[1]],
         (0, 30),
@@ -155,7 +157,9 @@ def test_dense_output_matches_scipy_dop853(post):
         t_eval=grid,
     )
     np.testing.assert_allclose(sol.values[0, :, :2], ref.y.T, atol=2e-8)
-    sparse = run_actions(cm, cm.inputs_from(), table([0.0, 30.0]), rtol=1e-10, atol=1e-12)
+    sparse = run_actions(
+        cm, cm.inputs_from(), table([0.0, 30.0]), rtol=1e-10, atol=1e-12, closed_form=False
+    )
     assert sol.n_accepted[0] == sparse.n_accepted[0]  # outputs never force steps
 
 
@@ -173,7 +177,9 @@ def test_convergence_order_of_steps_and_dense_output():
     )
     errors = []
     for h in (0.1, 0.05, 0.025):
-        sol = run_actions(cm, cm.inputs_from(), table([3.2, 3.23], post=True), fixed_step=h)
+        sol = run_actions(
+            cm, cm.inputs_from(), table([3.2, 3.23], post=True), fixed_step=h, closed_form=False
+        )
         errors.append(np.abs(sol.values[0, :, 0] - exact.y[0]))
     errors = np.array(errors)
     order_nodes = np.log2(errors[:-1, 0] / errors[1:, 0])
@@ -222,3 +228,39 @@ def test_p1_patients_against_tight_reference(p1_compiled):
 
 def test_jax_is_float64():
     assert jax.config.read("jax_enable_x64")
+
+
+def test_linear_models_are_solved_in_closed_form():
+    """The oscillator is linear with constant coefficients: exact between events, no steps
+    forced by its dynamics (complex eigenvalues through the matrix exponential)."""
+    cm = get_compiled(_van_der_pol_like())
+    assert cm.linear_states == (0, 1)
+    grid = np.linspace(0, 30, 61)
+    sol = run_actions(cm, cm.inputs_from(), table(grid), rtol=1e-6, atol=1e-8)
+    ref = solve_ivp(
+        lambda t, y: [y[1], -4 * y[0] - 0.1 * y[1]],
+        (0, 30),
+        [1.0, 0.0],
+        method="DOP853",
+        rtol=1e-13,
+        atol=1e-14,
+        t_eval=grid,
+    )
+    np.testing.assert_allclose(sol.values[0, :, :2], ref.y.T, atol=1e-11)
+    assert sol.n_accepted[0] < 20
+
+
+def test_closed_form_pk_agrees_with_integration_and_takes_fewer_steps(p1_compiled):
+    """P1's one-compartment PK: closed form vs numerically integrated, same answer."""
+    grid = np.arange(0, 1009, 24.0)
+    doses = [(t, OP_BOLUS, 0, 100.0) for t in (0.0, 504.0)]
+    inputs = p1_compiled.inputs_from({"CL": np.array([20.0, 36.0, 60.0])})
+    exact = run_actions(p1_compiled, inputs, table(grid, doses), rtol=1e-9, atol=1e-11)
+    numeric = run_actions(
+        p1_compiled, inputs, table(grid, doses), rtol=1e-9, atol=1e-11, closed_form=False
+    )
+    np.testing.assert_allclose(exact.values, numeric.values, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(
+        exact.values[:, 1, 0], 100 * np.exp(-24 * inputs[:, 0] / 30), rtol=1e-12
+    )
+    assert exact.n_steps.mean() < 0.5 * numeric.n_steps.mean()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import uuid
 import weakref
-from dataclasses import replace
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np

@@ -60,6 +60,8 @@ class CompiledModel:
     typical_inputs: np.ndarray  # parameters' typical values, covariates' defaults (NaN if none)
     hash: str
     sources: dict[str, str] = field(repr=False)
+    linear_states: tuple[int, ...] = ()  # solved in closed form between events (see _linear)
+    linear_matrix: Fn | None = None  # (t, y, p, z) -> K flattened row-major
 
     @property
     def n_states(self) -> int:
@@ -170,6 +172,10 @@ def compile_model(model: Model) -> CompiledModel:
         out["duration"] = np.array([np.asarray(host_dur(0.0, None, r, z), float) for r in rows])
         return out
 
+    from hemolab.compile._linear import linear_subsystem
+
+    lin_idx, lin_k = linear_subsystem(model)
+    linear_matrix = gen("linear_matrix", list(lin_k)) if lin_idx else None
     typical = np.array(
         [p.value for p in model.parameters]
         + [np.nan if c.default is None else c.default for c in model.covariates],
@@ -189,4 +195,6 @@ def compile_model(model: Model) -> CompiledModel:
         typical_inputs=typical,
         hash=model_hash(model),
         sources=sources,
+        linear_states=lin_idx,
+        linear_matrix=linear_matrix,
     )

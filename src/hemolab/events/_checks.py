@@ -92,8 +92,9 @@ class _Checker:
         kind = "an integer" if integer else "a number"
         try:
             x = float(value)
-        except (TypeError, ValueError):
-            self.issue(i + 1, column, f"{value!r} is not {kind}")
+        except (TypeError, ValueError, OverflowError):
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+            self.issue(i + 1, column, f"{shown} is not {kind}")
             return BAD
         if not math.isfinite(x) or (integer and not x.is_integer()):
             self.issue(i + 1, column, f"{value!r} is not {kind}")

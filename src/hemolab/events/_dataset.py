@@ -333,5 +333,20 @@ def _load(
             except (pd.errors.ParserError, UnicodeDecodeError) as exc:
                 msg = f"not a readable CSV file ({type(exc).__name__})"
                 raise DatasetError([DatasetIssue(name, None, None, msg)]) from None
-    columns = {str(c).strip(): frame[c].tolist() for c in frame.columns}
+    names = [str(c).strip() for c in frame.columns]
+    seen: dict[str, int] = {}
+    issues = []
+    for k, c in enumerate(names):
+        # pandas renames a repeated CSV header "AMT" to "AMT.1": the same column twice
+        base = c.rsplit(".", 1)[0] if c.rsplit(".", 1)[-1].isdigit() else None
+        key = c.upper()
+        if key in seen or (base is not None and base.upper() in seen):
+            shown = base if key not in seen and base is not None else c
+            issues.append(
+                DatasetIssue(name, None, shown, f"column {shown!r} appears more than once")
+            )
+        seen.setdefault(key, k)
+    if issues:
+        raise DatasetError(issues)
+    columns = {c: frame.iloc[:, k].tolist() for k, c in enumerate(names)}
     return columns, metadata_unit, name

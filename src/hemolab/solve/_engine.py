@@ -79,9 +79,11 @@ def _compiled_solver(
     stepper: Stepper = DOPRI5,
     triggers: CompiledTriggers | None = None,
     lanes: int = 256,
+    closed_form: bool = True,
 ) -> Callable:
     cache = _JIT_CACHE.setdefault(cm, {})
-    key = (T, history_size, fixed_step, stepper.name, triggers.key if triggers else "", lanes)
+    trig = triggers.key if triggers else ""
+    key = (T, history_size, fixed_step, stepper.name, trig, lanes, closed_form)
     if key not in cache:
         solver = make_chunk_solver(
             cm,
@@ -91,6 +93,7 @@ def _compiled_solver(
             stepper=stepper,
             triggers=triggers,
             lanes=lanes,
+            closed_form=closed_form,
         )
         cache[key] = jax.jit(solver)
     return cache[key]
@@ -177,6 +180,7 @@ def run_actions(
     fixed_step: float | None = None,
     stepper: Stepper = DOPRI5,
     triggers: CompiledTriggers | None = None,
+    closed_form: bool = True,
 ) -> RawSolution:
     """Solve N patients: ``inputs`` (N, P) and an action table of N rows (or 1, broadcast).
 
@@ -221,7 +225,7 @@ def run_actions(
     t_first = np.full((N, K), np.nan)
     pending = np.arange(N)
     for attempt in range(3):  # grow the delay ring for patients that overflowed it
-        solver = _compiled_solver(cm, T, hsize, fixed_step, stepper, triggers, lanes)
+        solver = _compiled_solver(cm, T, hsize, fixed_step, stepper, triggers, lanes, closed_form)
         done = 0
         for start in range(0, len(pending), _CALL_SIZE):
             idx = pending[start : start + _CALL_SIZE]

@@ -84,6 +84,30 @@ class ChunkResult(NamedTuple):
     trigger_first: jax.Array  # (C, K) time of its first firing (NaN: never)
 
 
+def expm_small(a: jax.Array) -> jax.Array:
+    """Batched exponential of small matrices ``(C, m, m)``: scaling and squaring around a
+    degree-12 Taylor polynomial.
+
+    ``jax.scipy.linalg.expm`` returns NaN for stiff matrices of large norm (e.g. eigenvalues
+    -1 and -1e6 over one time unit); here the matrix is scaled to norm <= 1/2, where the
+    Taylor remainder is below 1e-16, and squared back, as many times as the largest norm of
+    the batch needs.
+    """
+    m = a.shape[-1]
+    eye = jnp.eye(m)
+    norm = jnp.max(jnp.sum(jnp.abs(a), axis=-1), axis=-1)
+    s = jnp.clip(jnp.ceil(jnp.log2(jnp.maximum(norm, 1e-300) / 0.5)), 0, 1000).astype(jnp.int32)
+    scaled = a / jnp.exp2(s.astype(a.dtype))[:, None, None]
+    e = eye + scaled / 12.0
+    for k in range(11, 0, -1):
+        e = eye + jnp.einsum("sij,sjk->sik", scaled, e) / k
+
+    def square(i: jax.Array, e: jax.Array) -> jax.Array:
+        return jnp.where((i < s)[:, None, None], jnp.einsum("sij,sjk->sik", e, e), e)
+
+    return jax.lax.fori_loop(0, jnp.max(s), square, e)
+
+
 def make_chunk_solver(
     cm: CompiledModel,
     *,
@@ -93,11 +117,13 @@ def make_chunk_solver(
     stepper: Stepper = DOPRI5,
     triggers: CompiledTriggers | None = None,
     lanes: int = 256,
+    closed_form: bool = True,
 ) -> Callable[[ChunkInputs], ChunkResult]:
     """Build the (un-jitted) chunk solver of a compiled model for T = ``n_outputs`` slots.
 
     ``fixed_step`` disables step control (every step of that size is accepted, still landing
-    on stops): only for convergence-order tests.
+    on stops): only for convergence-order tests. ``closed_form`` solves the model's linear
+    subsystem (``CompiledModel.linear_states``, typically its PK) exactly between events.
     """
     n = cm.n_states
     n_obs = len(cm.model.observables)
@@ -123,6 +149,27 @@ def make_chunk_solver(
     def to_y(u: jax.Array) -> jax.Array:
         return jnp.where(log_mask, jnp.exp(u), u) if any_log else u
 
+    lin_idx = np.asarray(cm.linear_states if closed_form else (), dtype=np.int32)
+    nL = len(lin_idx)
+    err_w = np.ones(n)
+    if nL:
+        err_w[lin_idx] = 0.0  # exact states carry no truncation error
+        kmat_b = jax.vmap(lambda p: cm.linear_matrix(0.0, jnp.zeros(n), p, jnp.zeros(0)))  # type: ignore[misc]
+
+        def propagate(x0: jax.Array, rl: jax.Array, tau: jax.Array, p: jax.Array) -> jax.Array:
+            """Exact ``x(tau)`` of ``x' = K x + r`` from ``x0`` (constant infusion rates)."""
+            km = kmat_b(p).reshape(-1, nL, nL)
+            if nL == 1:
+                k, z = km[:, 0, 0], km[:, 0, 0] * tau
+                small = jnp.abs(z) < 1e-8
+                phi = jnp.where(small, tau * (1 + 0.5 * z), jnp.expm1(z) / jnp.where(small, 1.0, k))
+                return (x0[:, 0] * jnp.exp(z) + rl[:, 0] * phi)[:, None]
+            aug = jnp.zeros((x0.shape[0], nL + 1, nL + 1))
+            aug = aug.at[:, :nL, :nL].set(km * tau[:, None, None])
+            aug = aug.at[:, :nL, nL].set(rl * tau[:, None])
+            e = expm_small(aug)
+            return jnp.einsum("sij,sj->si", e[:, :nL, :nL], x0) + e[:, :nL, nL]
+
     def to_u(y: jax.Array) -> jax.Array:
         if not any_log:
             return y
@@ -139,9 +186,21 @@ def make_chunk_solver(
                 return jnp.zeros((C, 0))
             return history.lookup(hs, t, p)
 
-        def f(hs: Any, t: jax.Array, u: jax.Array, p: jax.Array, r: jax.Array) -> jax.Array:
+        def ystate(t: jax.Array, u: jax.Array, p: jax.Array, r: jax.Array, lin: Any) -> jax.Array:
+            """Natural-coordinate states at ``t``; linear states from their closed form."""
             y = to_y(u)
+            if nL:
+                xk, tk = lin
+                y = y.at[:, lin_idx].set(propagate(xk, r[:, lin_idx], t - tk, p))
+            return y
+
+        def f(
+            hs: Any, t: jax.Array, u: jax.Array, p: jax.Array, r: jax.Array, lin: Any
+        ) -> jax.Array:
+            y = ystate(t, u, p, r, lin)
             dy = rhs_b(t, y, p, delayed_values(hs, t, p)) + r
+            if nL:
+                dy = dy.at[:, lin_idx].set(0.0)
             return jnp.where(log_mask, dy / y, dy) if any_log else dy
 
         def scale(u0: jax.Array, u1: jax.Array) -> jax.Array:
@@ -149,17 +208,19 @@ def make_chunk_solver(
             # log states: an absolute error in log(y) is a relative error in y
             return jnp.where(log_mask, rtol + atol, sc) if any_log else sc
 
-        def rms(x: jax.Array) -> jax.Array:
-            return jnp.sqrt(jnp.mean(x * x, axis=-1))
+        w = jnp.asarray(err_w)
 
-        def initial_step(hs: Any, t, u, p, r, k1, room):
+        def rms(x: jax.Array) -> jax.Array:
+            return jnp.sqrt(jnp.sum(x * x * w, axis=-1) / max(float(err_w.sum()), 1.0))
+
+        def initial_step(hs: Any, t, u, p, r, k1, room, lin):
             """Hairer's starting step (Solving ODEs I, II.4), capped by the room to the stop."""
             sc = scale(u, u)
             d0, d1 = rms(u / sc), rms(k1 / sc)
             h0 = jnp.where((d0 < 1e-5) | (d1 < 1e-5), 1e-6, 0.01 * d0 / d1)
             h0 = jnp.minimum(h0, room)
             h0 = jnp.maximum(h0, 1e-10)
-            k2 = f(hs, t + h0, u + h0[:, None] * k1, p, r)
+            k2 = f(hs, t + h0, u + h0[:, None] * k1, p, r, lin)
             d2 = rms((k2 - k1) / sc) / h0
             dm = jnp.maximum(d1, d2)
             h1 = jnp.where(
@@ -169,11 +230,13 @@ def make_chunk_solver(
             )
             return jnp.minimum(100 * h0, h1)
 
-        def gfun(hs: Any, t: jax.Array, u: jax.Array, p: jax.Array) -> jax.Array:
+        def gfun(
+            hs: Any, t: jax.Array, u: jax.Array, p: jax.Array, r: jax.Array, lin: Any
+        ) -> jax.Array:
             """Trigger conditions (C, K): > 0 where the condition holds."""
             if g_b is None:
                 return jnp.zeros((C, 0))
-            return g_b(t, to_y(u), p, delayed_values(hs, t, p))
+            return g_b(t, ystate(t, u, p, r, lin), p, delayed_values(hs, t, p))
 
         def observe(hs: Any, t: jax.Array, y: jax.Array, p: jax.Array) -> jax.Array:
             if n_obs == 0:
@@ -204,7 +267,9 @@ def make_chunk_solver(
                 n_acc=jnp.zeros(C, dtype=jnp.int32),
                 fresh=jnp.ones(C, dtype=bool),  # k1 and h must be (re)computed
                 hist=hist0,
-                g_prev=gfun(hist0, t0, u0, p),
+                xk=to_y(u0)[:, lin_idx],  # linear states at their anchor time
+                tk=t0,
+                g_prev=gfun(hist0, t0, u0, p, jnp.zeros((C, n)), (to_y(u0)[:, lin_idx], t0)),
                 n_fired=jnp.zeros((C, K), dtype=jnp.int32),
                 first_fired=jnp.full((C, K), jnp.nan),
             )
@@ -267,6 +332,7 @@ def make_chunk_solver(
                 return a[pidc, jnp.clip(ptr, 0, a.shape[1] - 1)]
 
             t, u, p, r, ptr, status = c["t"], c["u"], c["p"], c["r"], c["ptr"], c["status"]
+            xk, tk = c["xk"], c["tk"]
             running = status == _RUNNING
             ta = take(ci.act_time, ptr)
             finished = running & jnp.isinf(ta)
@@ -277,7 +343,7 @@ def make_chunk_solver(
             firing = jnp.zeros(C, dtype=bool)
             if K:
                 # -------- state triggers: a condition that became true fires first ----------
-                g_now = gfun(c["hist"], t, u, p)
+                g_now = gfun(c["hist"], t, u, p, r, (xk, tk))
                 pending = running[:, None] & (g_prev <= 0) & (g_now > 0)
                 firing = jnp.any(pending, axis=1)
                 kstar = jnp.argmax(pending, axis=1)
@@ -311,6 +377,9 @@ def make_chunk_solver(
                     (u, p, g_prev, n_fired, first_fired, status),
                 )
                 fresh = fresh | firing
+                if nL:  # re-anchor the closed form where a trigger changed states or inputs
+                    xk = jnp.where(firing[:, None], to_y(u)[:, lin_idx], xk)
+                    tk = jnp.where(firing, t, tk)
             at_action = running & ~firing & (ta <= t)
             stepping = running & ~firing & ~at_action
 
@@ -394,6 +463,10 @@ def make_chunk_solver(
                 lambda a: a,
                 (u, r, p, status, hist, fresh, ptr),
             )
+            if nL:  # every action re-anchors the closed form (new state, rates or inputs)
+                xk = jnp.where(at_action[:, None], to_y(u)[:, lin_idx], xk)
+                tk = jnp.where(at_action, t, tk)
+            lin = (xk, tk)
 
             # ---------------- steps ---------------------------------------------------------
             stop = take(ci.act_stop, ptr)
@@ -402,8 +475,8 @@ def make_chunk_solver(
 
             def restart(args):
                 k1, h = args
-                k1n = f(hist, t, u, p, r)
-                hn = initial_step(hist, t, u, p, r, k1n, jnp.maximum(room, 1e-300))
+                k1n = f(hist, t, u, p, r, lin)
+                hn = initial_step(hist, t, u, p, r, k1n, jnp.maximum(room, 1e-300), lin)
                 return (
                     jnp.where(need[:, None], k1n, k1),
                     jnp.where(need, hn, h),
@@ -418,7 +491,7 @@ def make_chunk_solver(
             land = h >= room
             h_eff = jnp.where(land, room, h)
             h_eff = jnp.where(stepping, h_eff, 1.0)  # keep idle patients' arithmetic finite
-            st = stepper.step(lambda tt, uu: f(hist, tt, uu, p, r), t, u, h_eff, k1)
+            st = stepper.step(lambda tt, uu: f(hist, tt, uu, p, r, lin), t, u, h_eff, k1)
             u_new, err_vec, coef = st.u_new, st.err, st.coef
             err = rms(err_vec / scale(u, u_new))
             ok = jnp.isfinite(err) & jnp.all(jnp.isfinite(u_new), axis=1)
@@ -436,7 +509,7 @@ def make_chunk_solver(
             if K:
                 # a condition turning true inside the step: cut the step at the crossing,
                 # located by bisection on the dense output (the trigger fires next iteration)
-                g_end = gfun(hist, t_new, u_new, p)
+                g_end = gfun(hist, t_new, u_new, p, r, lin)
                 cross = accept[:, None] & (g_prev <= 0) & (g_end > 0)
                 truncated = jnp.any(cross, axis=1)
 
@@ -449,7 +522,7 @@ def make_chunk_solver(
                             lo, hi = lh
                             mid = 0.5 * (lo + hi)
                             um = stepper.dense(u, h_eff, coef, mid)
-                            up = gfun(hist, t + mid * h_eff, um, p)[:, k] > 0
+                            up = gfun(hist, t + mid * h_eff, um, p, r, lin)[:, k] > 0
                             return jnp.where(up, lo, mid), jnp.where(up, mid, hi)
 
                         _, hi = jax.lax.fori_loop(0, 60, bisect, (jnp.zeros(C), jnp.ones(C)))
@@ -463,6 +536,10 @@ def make_chunk_solver(
                     )
 
                 t_new, u_new = jax.lax.cond(jnp.any(truncated), locate, lambda a: a, (t_new, u_new))
+
+            if nL:  # the linear states take their exact value at the step's end
+                exact = propagate(xk, r[:, lin_idx], t_new - tk, p)
+                u_new = u_new.at[:, lin_idx].set(exact)
 
             # dense output for outputs strictly inside (t, t_new)
             if history is not None:
@@ -482,7 +559,7 @@ def make_chunk_solver(
                 write = accept & (oq == OP_OUTPUT) & (tq < t_new)
                 th = jnp.clip((tq - t) / h_eff, 0.0, 1.0)
                 uq = stepper.dense(u, h_eff, coef, th)
-                vals = observe(hist, tq, to_y(uq), p)
+                vals = observe(hist, tq, ystate(tq, uq, p, r, lin), p)
                 cur_q = dout[pidc, sq]
                 dout = dout.at[pidw, sq].set(
                     jnp.where(write[:, None], vals, cur_q), unique_indices=True, mode="drop"
@@ -493,6 +570,9 @@ def make_chunk_solver(
 
             t = jnp.where(accept, t_new, t)
             u = jnp.where(accept[:, None], u_new, u)
+            if nL:  # re-anchor at the step's end: the closed form then spans one step at most
+                xk = jnp.where(accept[:, None], u_new[:, lin_idx], xk)
+                tk = jnp.where(accept, t_new, tk)
             k1 = jnp.where(accept[:, None], st.f_new, k1)
             fresh = fresh | (accept & truncated)
             h = jnp.where(stepping, h_next, h)
@@ -513,6 +593,8 @@ def make_chunk_solver(
                 )
             return dict(
                 c,
+                xk=xk,
+                tk=tk,
                 t=t,
                 h=h,
                 u=u,

@@ -339,8 +339,8 @@ def _load(
     for k, c in enumerate(names):
         # pandas renames a repeated CSV header "AMT" to "AMT.1": the same column twice
         base = c.rsplit(".", 1)[0] if c.rsplit(".", 1)[-1].isdigit() else None
-        key = c.upper()
-        if key in seen or (base is not None and base.upper() in seen):
+        key = c  # names that differ only in case are reported by the checker
+        if key in seen or (base is not None and base in seen):
             shown = base if key not in seen and base is not None else c
             issues.append(
                 DatasetIssue(name, None, shown, f"column {shown!r} appears more than once")

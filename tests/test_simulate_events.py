@@ -510,3 +510,22 @@ def test_population_with_patient_specific_lag_gets_its_own_event_times(one_cmt: 
     assert depot[1, 0] == 0.0  # the dose has not arrived at t = 1 for the lagged patient
     np.testing.assert_allclose(depot[1, 1], 100 * np.exp(-1.0), rtol=1e-8)
     np.testing.assert_allclose(depot[0, 0], 100 * np.exp(-1.0), rtol=1e-8)
+
+
+def test_covariate_interpolation_nocb_and_locf() -> None:
+    """x' = g·WT with WT 50 at t = 0 and 100 at t = 2: NOCB uses 100 on (0, 2] (x(2) = 200 g),
+    LOCF uses 50 on [0, 2) (x(2) = 100 g)."""
+    m = hl.Model(
+        "growth",
+        time_unit="h",
+        states=[hl.State("x", "g*WT", unit="mg")],
+        parameters=[hl.Parameter("g", 1.0, unit="mg/kg/h")],
+        covariates=[hl.Covariate("WT", default=70.0, unit="kg")],
+    )
+    ev = pd.DataFrame({"ID": 1, "TIME": [0.0, 2.0], "EVID": 2, "WT": [50.0, 100.0]})
+    nocb = hl.simulate(m, ev, grid=[2.0], covariate_interp="nocb", rtol=1e-10, atol=1e-12)
+    locf = hl.simulate(m, ev, grid=[2.0], covariate_interp="locf", rtol=1e-10, atol=1e-12)
+    assert nocb.variable("x")[0, 0] == pytest.approx(200.0, rel=1e-9)
+    assert locf.variable("x")[0, 0] == pytest.approx(100.0, rel=1e-9)
+    with pytest.raises(hl.UnsupportedError, match="linear"):
+        hl.simulate(m, ev, grid=[2.0], covariate_interp="linear")

@@ -76,6 +76,7 @@ def simulate(
     dt: float | None = None,
     time_unit: str | None = None,
     dose_before_obs: bool = False,
+    covariate_interp: str = "nocb",
     rtol: float = 1e-6,
     atol: float = 1e-8,
     max_steps: int = 100_000,
@@ -111,6 +112,8 @@ def simulate(
         Time unit of the dataset (default: the model's).
     dose_before_obs
         Observations tied with a dose report the post-dose value (default: pre-dose, §A).
+    covariate_interp
+        Time-varying covariates between records: ``"nocb"`` (NONMEM's default) or ``"locf"``.
     rtol, atol, max_steps
         Step control. Positive states are controlled in relative terms (log coordinates).
     chunk_size
@@ -184,6 +187,7 @@ def simulate(
             grid=g,
             dose_props=DoseProperties(**props),
             dose_before_obs=dose_before_obs,
+            covariate_interp=covariate_interp,  # type: ignore[arg-type]
         )
         if population and patient_ids is None:
             patient_ids = [f"V{i:07d}" for i in range(n)]
@@ -212,7 +216,13 @@ def simulate(
         value=values,
         n_outputs=int(schedule.out_time.shape[1]),
     )
-    t0 = np.minimum(schedule.start_time, 0.0) if dataset is None else schedule.start_time
+    if dataset is None:
+        t0 = np.minimum(schedule.start_time, 0.0)
+    else:  # a subject's clock starts at its first record, whether or not it makes an action
+        first = np.array([sub.records[0].time for sub in dataset.subjects], dtype=np.float64)
+        if schedule.n_subjects != len(first):  # a population over one subject
+            first = np.repeat(first, schedule.n_subjects)
+        t0 = np.fmin(schedule.start_time, first)
     compiled_triggers = None
     if triggers:
         from hemolab.compile._triggers import compile_triggers

@@ -100,7 +100,7 @@ def build_p2_model(hl: ModuleType) -> object:
                 "beta*x(t - tau)/(1 + x(t - tau)**n) - gamma*x",
                 initial="x0",
                 history="x0",
-                positive=True,
+                positive=False,  # x stays in [0.2, 1.5]: plain coordinates are more accurate here
             )
         ],
         parameters=[

@@ -557,9 +557,13 @@ def test_steady_state_dose_emits_reset_placeholders_and_a_request():
     )
 
 
-def test_turning_a_compartment_off_is_not_supported_yet():
-    with pytest.raises(UnsupportedError, match="row 1: turning a compartment off"):
-        schedule_of([{"TIME": 0, "EVID": 2, "CMT": -1}])
+def test_negative_cmt_turns_a_compartment_off_and_a_positive_one_back_on():
+    sched = schedule_of(
+        [{"TIME": 0, "EVID": 2, "CMT": -2}, {"TIME": 3, "EVID": 2, "CMT": 2}], grid=[]
+    )
+    n = sched.n_actions[0]
+    assert [OP_NAMES[o] for o in sched.op[0, :n]] == ["off", "on"]
+    assert list(sched.target[0, :n]) == [1, 1]
 
 
 def test_dataset_read_with_another_model_is_rejected():

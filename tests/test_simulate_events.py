@@ -529,3 +529,57 @@ def test_covariate_interpolation_nocb_and_locf() -> None:
     assert locf.variable("x")[0, 0] == pytest.approx(100.0, rel=1e-9)
     with pytest.raises(hl.UnsupportedError, match="linear"):
         hl.simulate(m, ev, grid=[2.0], covariate_interp="linear")
+
+
+@pytest.fixture(scope="module")
+def absorption() -> hl.Model:
+    return hl.Model(
+        "absorption",
+        time_unit="h",
+        states=[
+            hl.State("depot", "-ka*depot", unit="mg"),
+            hl.State("c", "ka*depot - k*c", unit="mg"),
+        ],
+        parameters=[hl.Parameter("ka", 1.0, unit="h-1"), hl.Parameter("k", 0.1, unit="h-1")],
+    )
+
+
+def test_negative_cmt_turns_a_compartment_off_until_turned_on(absorption: hl.Model) -> None:
+    """EVID 2, CMT -2 at t = 2: c is 0 and receives nothing (the depot still empties); EVID 2,
+    CMT 2 at t = 4 turns it on again, from 0, fed by what is left in the depot."""
+    ev = pd.DataFrame(
+        {
+            "ID": 1,
+            "TIME": [0.0, 2.0, 4.0],
+            "EVID": [1, 2, 2],
+            "CMT": [1, -2, 2],
+            "AMT": [10.0, 0, 0],
+        }
+    )
+    res = hl.simulate(absorption, ev, grid=[1.0, 3.0, 4.0, 6.0], rtol=1e-10, atol=1e-12)
+    depot, c = res.variable("depot")[0], res.variable("c")[0]
+    np.testing.assert_allclose(depot, 10 * np.exp(-np.array([1.0, 3.0, 4.0, 6.0])), rtol=1e-9)
+    assert c[1] == 0.0 and c[2] == 0.0
+    d4 = 10 * np.exp(-4.0)  # Bateman from t = 4 with c(4) = 0
+    expected = d4 * 1.0 / (1.0 - 0.1) * (np.exp(-0.1 * 2) - np.exp(-1.0 * 2))
+    assert c[3] == pytest.approx(expected, rel=1e-8)
+
+
+def test_a_dose_into_an_off_compartment_turns_it_on(absorption: hl.Model) -> None:
+    ev = pd.DataFrame(
+        {"ID": 1, "TIME": [0.0, 1.0], "EVID": [2, 1], "CMT": [-2, 2], "AMT": [0.0, 5.0]}
+    )
+    res = hl.simulate(absorption, ev, grid=[0.5, 3.0], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(res.variable("c")[0], [0.0, 5 * np.exp(-0.2)], rtol=1e-9)
+
+
+def test_a_positive_state_cannot_be_turned_off() -> None:
+    m = hl.Model(
+        "pos",
+        time_unit="h",
+        states=[hl.State("x", "-k*x", initial=1.0, positive=True)],
+        parameters=[hl.Parameter("k", 0.1, unit="h-1")],
+    )
+    ev = pd.DataFrame({"ID": 1, "TIME": [1.0], "EVID": [2], "CMT": [-1]})
+    with pytest.raises(hl.ScheduleError, match="row 1: state 'x' is declared positive"):
+        hl.simulate(m, ev, grid=[2.0])

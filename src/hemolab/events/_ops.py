@@ -17,6 +17,8 @@ OP_RESET = 7  # y = initial(p), r = 0, delay history restarted (EVID 3/4)
 OP_PARAM = 8  # p[target] = value (target indexes model.inputs)
 OP_PHLEBOTOMY = 9  # blood states scaled by (1 - value / blood_volume_ml)
 OP_ADD = 10  # y[target] += value (no F)
+OP_OFF = 11  # compartment `target` off: amount 0, not integrated until a dose or OP_ON
+OP_ON = 12  # compartment `target` on again
 
 OP_NAMES = {
     OP_NOP: "nop",
@@ -30,4 +32,6 @@ OP_NAMES = {
     OP_PARAM: "param",
     OP_PHLEBOTOMY: "phlebotomy",
     OP_ADD: "add",
+    OP_OFF: "off",
+    OP_ON: "on",
 }

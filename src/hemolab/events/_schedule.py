@@ -26,6 +26,8 @@ from hemolab.events._ops import (
     OP_BOLUS,
     OP_MULTIPLY,
     OP_NOP,
+    OP_OFF,
+    OP_ON,
     OP_OUTPUT,
     OP_PARAM,
     OP_PHLEBOTOMY,
@@ -350,6 +352,7 @@ class _Plan:
     outputs: list[_Out] = field(default_factory=list)
     ties: int = 0
     ss: list[dict[str, Any]] = field(default_factory=list)
+    off: set[int] = field(default_factory=set)  # compartments turned off (negative CMT)
 
 
 def _solver_times(records: Sequence[EventRecord]) -> tuple[list[float], list[float], list[float]]:
@@ -597,11 +600,23 @@ class _Builder:
     def other(self, plan: _Plan, p: int, rec: EventRecord, s: float) -> None:
         """EVID 2: parameter change, transfusion, phlebotomy, or nothing (a plain record)."""
         m = self.m
-        if rec.cmt_off:
-            raise UnsupportedError(
-                f"{self.where(rec)}: turning a compartment off (EVID 2 with a negative CMT) "
-                "is not supported yet"
-            )
+        if rec.cmt_off and rec.cmt is not None:  # NONMEM: amount 0, not integrated
+            name = m.states[rec.cmt].name
+            if m.states[rec.cmt].positive:
+                raise ScheduleError(
+                    f"{self.where(rec)}: state {name!r} is declared positive (solved as a "
+                    "logarithm) and cannot be turned off (set to 0); remove positive=True"
+                )
+            ev = _Applied(self.sid, rec.time, "off", name, None, 0.0, None)
+            plan.actions.append(_Act(s, _CLS_EVENT, (p, 0), OP_OFF, rec.cmt, 0.0, p, True, ev))
+            plan.off.add(rec.cmt)
+            return
+        if rec.event is None and rec.cmt is not None and rec.cmt in plan.off:
+            name = m.states[rec.cmt].name  # EVID 2 with a positive CMT turns it back on
+            ev = _Applied(self.sid, rec.time, "on", name, None, 0.0, None)
+            plan.actions.append(_Act(s, _CLS_EVENT, (p, 0), OP_ON, rec.cmt, 0.0, p, True, ev))
+            plan.off.discard(rec.cmt)
+            return
         if rec.event == "param" and rec.param is not None:
             target = self.inputs.index(rec.param)
             unit = _input_unit(m, rec.param)
@@ -858,7 +873,7 @@ def build_schedule(
         The dataset was checked against another model, bad ``dose_props``, or a model
         rate/duration that is not a positive number.
     UnsupportedError
-        Steady-state dosing (``SS``≠0) or turning a compartment off (negative ``CMT``).
+        Never for valid datasets today (kept for features added later).
 
     Warns
     -----

@@ -35,6 +35,8 @@ from hemolab.events._ops import (
     OP_ADD,
     OP_BOLUS,
     OP_MULTIPLY,
+    OP_OFF,
+    OP_ON,
     OP_OUTPUT,
     OP_PARAM,
     OP_PHLEBOTOMY,
@@ -156,9 +158,12 @@ def make_chunk_solver(
         err_w[lin_idx] = 0.0  # exact states carry no truncation error
         kmat_b = jax.vmap(lambda p: cm.linear_matrix(0.0, jnp.zeros(n), p, jnp.zeros(0)))  # type: ignore[misc]
 
-        def propagate(x0: jax.Array, rl: jax.Array, tau: jax.Array, p: jax.Array) -> jax.Array:
-            """Exact ``x(tau)`` of ``x' = K x + r`` from ``x0`` (constant infusion rates)."""
-            km = kmat_b(p).reshape(-1, nL, nL)
+        def propagate(
+            x0: jax.Array, rl: jax.Array, tau: jax.Array, p: jax.Array, on: jax.Array
+        ) -> jax.Array:
+            """Exact ``x(tau)`` of ``x' = K x + r`` from ``x0`` (constant infusion rates);
+            compartments that are off (``on`` False) do not change."""
+            km = kmat_b(p).reshape(-1, nL, nL) * on[:, :, None]
             if nL == 1:
                 k, z = km[:, 0, 0], km[:, 0, 0] * tau
                 small = jnp.abs(z) < 1e-8
@@ -190,15 +195,15 @@ def make_chunk_solver(
             """Natural-coordinate states at ``t``; linear states from their closed form."""
             y = to_y(u)
             if nL:
-                xk, tk = lin
-                y = y.at[:, lin_idx].set(propagate(xk, r[:, lin_idx], t - tk, p))
+                xk, tk, on = lin
+                y = y.at[:, lin_idx].set(propagate(xk, r[:, lin_idx], t - tk, p, on[:, lin_idx]))
             return y
 
         def f(
             hs: Any, t: jax.Array, u: jax.Array, p: jax.Array, r: jax.Array, lin: Any
         ) -> jax.Array:
             y = ystate(t, u, p, r, lin)
-            dy = rhs_b(t, y, p, delayed_values(hs, t, p)) + r
+            dy = jnp.where(lin[2], rhs_b(t, y, p, delayed_values(hs, t, p)) + r, 0.0)
             if nL:
                 dy = dy.at[:, lin_idx].set(0.0)
             return jnp.where(log_mask, dy / y, dy) if any_log else dy
@@ -269,7 +274,15 @@ def make_chunk_solver(
                 hist=hist0,
                 xk=to_y(u0)[:, lin_idx],  # linear states at their anchor time
                 tk=t0,
-                g_prev=gfun(hist0, t0, u0, p, jnp.zeros((C, n)), (to_y(u0)[:, lin_idx], t0)),
+                on=jnp.ones((C, n), dtype=bool),  # compartments not turned off (negative CMT)
+                g_prev=gfun(
+                    hist0,
+                    t0,
+                    u0,
+                    p,
+                    jnp.zeros((C, n)),
+                    (to_y(u0)[:, lin_idx], t0, jnp.ones((C, n), dtype=bool)),
+                ),
                 n_fired=jnp.zeros((C, K), dtype=jnp.int32),
                 first_fired=jnp.full((C, K), jnp.nan),
             )
@@ -332,7 +345,7 @@ def make_chunk_solver(
                 return a[pidc, jnp.clip(ptr, 0, a.shape[1] - 1)]
 
             t, u, p, r, ptr, status = c["t"], c["u"], c["p"], c["r"], c["ptr"], c["status"]
-            xk, tk = c["xk"], c["tk"]
+            xk, tk, on = c["xk"], c["tk"], c["on"]
             running = status == _RUNNING
             ta = take(ci.act_time, ptr)
             finished = running & jnp.isinf(ta)
@@ -343,7 +356,7 @@ def make_chunk_solver(
             firing = jnp.zeros(C, dtype=bool)
             if K:
                 # -------- state triggers: a condition that became true fires first ----------
-                g_now = gfun(c["hist"], t, u, p, r, (xk, tk))
+                g_now = gfun(c["hist"], t, u, p, r, (xk, tk, on))
                 pending = running[:, None] & (g_prev <= 0) & (g_now > 0)
                 firing = jnp.any(pending, axis=1)
                 kstar = jnp.argmax(pending, axis=1)
@@ -385,7 +398,7 @@ def make_chunk_solver(
 
             # ---------------- actions (skipped entirely when no patient has one due) --------
             def apply_actions(a):
-                u, r, p, status, hist, fresh, ptr = a
+                u, r, p, status, hist, fresh, ptr, on = a
                 op = take(ci.act_op, ptr)
                 tgt = take(ci.act_target, ptr)
                 val = take(ci.act_value, ptr)
@@ -401,6 +414,7 @@ def make_chunk_solver(
                         (op == OP_MULTIPLY)[:, None],
                         (op == OP_RESET)[:, None],
                         (op == OP_PHLEBOTOMY)[:, None],
+                        (op == OP_OFF)[:, None],
                     ],
                     [
                         jnp.where(e, y + v * f_t, y),
@@ -413,9 +427,15 @@ def make_chunk_solver(
                             y * (1.0 - v / bv_b(t, y, p, delayed_values(hist, t, p))),
                             y,
                         ),
+                        jnp.where(e, 0.0, y),
                     ],
                     y,
                 )
+                # a dose into a compartment that is off turns it on (NONMEM), as does OP_ON
+                dosing = (op == OP_BOLUS) | (op == OP_ADD) | (op == OP_RATE) | (op == OP_RATE_F)
+                on_new = jnp.where(((op == OP_ON) | dosing)[:, None] & e, True, on)
+                on_new = jnp.where((op == OP_OFF)[:, None] & e, False, on_new)
+                on_new = jnp.where((op == OP_RESET)[:, None], True, on_new)
                 r_new = jnp.select(
                     [
                         (op == OP_RATE)[:, None],
@@ -427,19 +447,20 @@ def make_chunk_solver(
                 )
                 pe = jnp.arange(p.shape[1])[None, :] == tgt[:, None]
                 p_new = jnp.where((op == OP_PARAM)[:, None] & pe, v, p)
-                changed = jnp.any(y_new != y, axis=1) | (op == OP_RESET)
+                changed = jnp.any(y_new != y, axis=1) | (op == OP_RESET) | (op == OP_OFF)
                 u_act = jnp.where(y_new == y, u, to_u(y_new))
                 act_fail = at_action & changed & ~jnp.all(jnp.isfinite(u_act), axis=1)
                 refresh = at_action & (op != OP_OUTPUT)
                 u = jnp.where(at_action[:, None], u_act, u)
                 r = jnp.where(at_action[:, None], r_new, r)
                 p = jnp.where(at_action[:, None], p_new, p)
+                on = jnp.where(at_action[:, None], on_new, on)
                 status = jnp.where(act_fail, int(Status.NONFINITE), status)
                 if history is not None:
                     hist = history.on_reset(hist, at_action & (op == OP_RESET), t, p)
                 fresh = fresh | refresh
                 ptr = ptr + at_action.astype(jnp.int32)
-                return u, r, p, status, hist, fresh, ptr
+                return u, r, p, status, hist, fresh, ptr, on
 
             # outputs due now are written from the exact current state, outside the cond: the
             # (patients x slots x variables) array must never be copied through a branch
@@ -457,16 +478,16 @@ def make_chunk_solver(
                 )
 
             out = jax.lax.cond(jnp.any(do_out), write_now, lambda o: o, out)
-            u, r, p, status, hist, fresh, ptr = jax.lax.cond(
+            u, r, p, status, hist, fresh, ptr, on = jax.lax.cond(
                 jnp.any(at_action),
                 apply_actions,
                 lambda a: a,
-                (u, r, p, status, hist, fresh, ptr),
+                (u, r, p, status, hist, fresh, ptr, on),
             )
             if nL:  # every action re-anchors the closed form (new state, rates or inputs)
                 xk = jnp.where(at_action[:, None], to_y(u)[:, lin_idx], xk)
                 tk = jnp.where(at_action, t, tk)
-            lin = (xk, tk)
+            lin = (xk, tk, on)
 
             # ---------------- steps ---------------------------------------------------------
             stop = take(ci.act_stop, ptr)
@@ -538,7 +559,7 @@ def make_chunk_solver(
                 t_new, u_new = jax.lax.cond(jnp.any(truncated), locate, lambda a: a, (t_new, u_new))
 
             if nL:  # the linear states take their exact value at the step's end
-                exact = propagate(xk, r[:, lin_idx], t_new - tk, p)
+                exact = propagate(xk, r[:, lin_idx], t_new - tk, p, on[:, lin_idx])
                 u_new = u_new.at[:, lin_idx].set(exact)
 
             # dense output for outputs strictly inside (t, t_new)
@@ -595,6 +616,7 @@ def make_chunk_solver(
                 c,
                 xk=xk,
                 tk=tk,
+                on=on,
                 t=t,
                 h=h,
                 u=u,

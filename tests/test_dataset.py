@@ -148,9 +148,9 @@ def test_no_identifier_in_any_message_warning_repr_or_log(caplog, tmp_path):
     with pytest.warns(HemolabWarning) as record:
         sched_ss = build_schedule(ds, pk_model())  # steady state: placeholders and a request
     texts += [str(w.message) for w in record] + [repr(sched_ss), repr(sched_ss.ss_requests)]
-    linear = frame([{"ID": SECRET, "TIME": 0, "EVID": 0}])
-    with pytest.raises(hl.UnsupportedError) as unsupported:
-        build_schedule(read_events(linear, model=pk_model()), pk_model(), covariate_interp="linear")
+    bad = frame([{"ID": SECRET, "TIME": 0, "EVID": 0}])
+    with pytest.raises(hl.ScheduleError) as unsupported:
+        build_schedule(read_events(bad, model=pk_model()), pk_model(), covariate_interp="spline")
     texts += [str(unsupported.value), repr(ds), repr(ds2), repr(sched), caplog.text]
     texts += [ds.to_pandas().to_string(), sched.events_to_pandas().to_string()]
     # a DATETIME is identifying too: never quoted

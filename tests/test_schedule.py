@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import hemolab as hl
-from hemolab import HemolabWarning, ScheduleError, UnsupportedError
+from hemolab import HemolabWarning, ScheduleError
 from hemolab.events import (
     OP_ADD,
     OP_BOLUS,
@@ -438,9 +438,7 @@ def test_covariates_locf():
 
 
 def test_covariate_interp_is_checked():
-    with pytest.raises(UnsupportedError, match="'linear' is not supported yet"):
-        schedule_of(COV_ROWS, covariate_interp="linear")
-    with pytest.raises(ScheduleError, match="must be 'nocb' or 'locf'"):
+    with pytest.raises(ScheduleError, match="must be 'nocb', 'locf' or 'linear'"):
         schedule_of(COV_ROWS, covariate_interp="spline")
 
 

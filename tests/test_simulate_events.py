@@ -514,7 +514,7 @@ def test_population_with_patient_specific_lag_gets_its_own_event_times(one_cmt: 
 
 def test_covariate_interpolation_nocb_and_locf() -> None:
     """x' = g·WT with WT 50 at t = 0 and 100 at t = 2: NOCB uses 100 on (0, 2] (x(2) = 200 g),
-    LOCF uses 50 on [0, 2) (x(2) = 100 g)."""
+    LOCF uses 50 on [0, 2) (x(2) = 100 g), linear interpolation 50 + 25 t."""
     m = hl.Model(
         "growth",
         time_unit="h",
@@ -527,8 +527,9 @@ def test_covariate_interpolation_nocb_and_locf() -> None:
     locf = hl.simulate(m, ev, grid=[2.0], covariate_interp="locf", rtol=1e-10, atol=1e-12)
     assert nocb.variable("x")[0, 0] == pytest.approx(200.0, rel=1e-9)
     assert locf.variable("x")[0, 0] == pytest.approx(100.0, rel=1e-9)
-    with pytest.raises(hl.UnsupportedError, match="linear"):
-        hl.simulate(m, ev, grid=[2.0], covariate_interp="linear")
+    # linear: WT(t) = 50 + 25 t on [0, 2], then 100: x(2) = 150 g, x(3) = 250 g (exact)
+    linear = hl.simulate(m, ev, grid=[1.0, 2.0, 3.0], covariate_interp="linear", rtol=1e-10)
+    np.testing.assert_allclose(linear.variable("x")[0], [62.5, 150.0, 250.0], rtol=1e-9)
 
 
 @pytest.fixture(scope="module")

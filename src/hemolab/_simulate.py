@@ -338,11 +338,14 @@ def _expand(schedule: Any, n: int) -> Any:
 def _with_covariates(cm: CompiledModel, base: np.ndarray, initial: np.ndarray) -> np.ndarray:
     out = base.copy()
     n_par = len(cm.model.parameters)
+    cols = slice(n_par, n_par + len(cm.model.covariates))
     cov = np.asarray(initial, dtype=np.float64)
     if cov.size:
         have = ~np.isnan(cov)
-        out[:, n_par:] = np.where(have, cov, out[:, n_par:])
-    missing = [cm.model.inputs[j] for j in np.flatnonzero(np.isnan(out).any(axis=0)) if j >= n_par]
+        out[:, cols] = np.where(have, cov, out[:, cols])
+    missing = [
+        cm.model.inputs[j] for j in np.flatnonzero(np.isnan(out[:, cols]).any(axis=0)) + n_par
+    ]
     if missing:
         raise ScheduleError(
             f"covariate(s) {missing} have no value in the dataset and no default in model "

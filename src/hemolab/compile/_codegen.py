@@ -65,6 +65,7 @@ def generate_function(
     assignments: Sequence[tuple[str, sp.Expr]],
     delays: Sequence[tuple[str, sp.Expr]] = (),
     backend: str = "jax",
+    covariate_slopes: dict[str, tuple[int, int]] | None = None,
 ) -> tuple[str, dict[str, object]]:
     """Source of ``def name(t, y, p, z): return stack([outputs...])`` and its namespace.
 
@@ -99,9 +100,16 @@ def generate_function(
     for i, s in enumerate(state_names):
         if s in needed:
             lines.append(f"    {_safe(s)} = y[{i}]")
+    slopes = covariate_slopes or {}
     for j, s in enumerate(input_names):
         if s in needed:
-            lines.append(f"    {_safe(s)} = p[{j}]")
+            if s in slopes:  # linearly interpolated covariate: value + slope·(t - t_ref)
+                a, b = slopes[s]
+                lines.append(f"    {_safe(s)} = p[{j}] + p[{a}]*(t - p[{b}])")
+            else:
+                lines.append(f"    {_safe(s)} = p[{j}]")
+    for name in sorted(n for n in needed if n.startswith("__raw_")):
+        lines.append(f"    {name} = p[{int(name[6:])}]")  # an input entry as stored
     for k in range(len(delays)):
         if f"__z{k}" in needed:
             lines.append(f"    __z{k} = z[{k}]")

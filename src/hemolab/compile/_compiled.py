@@ -18,7 +18,7 @@ import sympy as sp
 from hemolab._errors import MissingParameterError
 from hemolab.model._model import Model
 
-__all__ = ["CompiledModel", "compile_model", "model_hash"]
+__all__ = ["CompiledModel", "codegen_context", "compile_model", "engine_inputs", "model_hash"]
 
 Fn = Callable[..., Any]
 
@@ -69,7 +69,9 @@ class CompiledModel:
 
     @property
     def n_inputs(self) -> int:
-        return len(self.model.inputs)
+        """Width of the engine's input vector: parameters, covariates, then two hidden
+        entries per covariate (slope and reference time of linear interpolation)."""
+        return len(self.typical_inputs)
 
     @property
     def n_delays(self) -> int:
@@ -100,7 +102,7 @@ class CompiledModel:
             raise MissingParameterError(
                 f"parameter arrays must all have length {n} (the batch size), got lengths {bad}"
             )
-        out = np.tile(self.typical_inputs, (n, 1)).astype(np.float64)
+        out = np.tile(self.typical_inputs, (n, 1)).astype(np.float64)  # hidden entries: 0
         for k, v in params.items():
             out[:, names.index(k)] = np.asarray(v, dtype=np.float64)
         missing = [names[j] for j in np.flatnonzero(np.isnan(out).any(axis=0))]
@@ -110,6 +112,28 @@ class CompiledModel:
                 "default need a value from the dataset or params=...)"
             )
         return out
+
+
+def engine_inputs(model: Model) -> tuple[str, ...]:
+    """Names of the engine's input vector: ``model.inputs`` then, per covariate, the slope and
+    reference time of its linear interpolation (zero slope: piecewise constant)."""
+    hidden = [f"__{kind}_{c}" for c in model.covariate_names for kind in ("slope", "tref")]
+    return (*model.inputs, *hidden)
+
+
+def codegen_context(model: Model) -> dict[str, Any]:
+    """Arguments shared by every generated function of ``model``."""
+    names = engine_inputs(model)
+    slopes = {
+        c: (names.index(f"__slope_{c}"), names.index(f"__tref_{c}")) for c in model.covariate_names
+    }
+    return dict(
+        state_names=model.state_names,
+        input_names=names,
+        assignments=model.parsed.assignments,
+        delays=model.parsed.delays,
+        covariate_slopes=slopes,
+    )
 
 
 def compile_model(model: Model) -> CompiledModel:
@@ -127,13 +151,7 @@ def compile_model(model: Model) -> CompiledModel:
     from hemolab.compile._codegen import generate_function
 
     parsed = model.parsed
-    states, inputs = model.state_names, model.inputs
-    common = dict(
-        state_names=states,
-        input_names=inputs,
-        assignments=parsed.assignments,
-        delays=parsed.delays,
-    )
+    common = codegen_context(model)
     sources: dict[str, str] = {}
 
     def gen(name: str, outputs: list[sp.Expr], backend: str = "jax") -> Fn:
@@ -178,7 +196,8 @@ def compile_model(model: Model) -> CompiledModel:
     linear_matrix = gen("linear_matrix", list(lin_k)) if lin_idx else None
     typical = np.array(
         [p.value for p in model.parameters]
-        + [np.nan if c.default is None else c.default for c in model.covariates],
+        + [np.nan if c.default is None else c.default for c in model.covariates]
+        + [0.0, 0.0] * len(model.covariates),  # interpolation slope and reference time
         dtype=np.float64,
     )
     return CompiledModel(

@@ -36,18 +36,20 @@ def compile_triggers(cm: CompiledModel, parsed: tuple[Any, ...]) -> CompiledTrig
     assignments = tuple(mp.assignments) + tuple(
         zip(model.observable_names, mp.observables, strict=True)
     )
-    common = dict(
-        state_names=model.state_names,
-        input_names=model.inputs,
-        assignments=assignments,
-        delays=mp.delays,
-    )
+    from hemolab.compile._compiled import codegen_context, engine_inputs
+
+    common = codegen_context(model)
+    common["assignments"] = assignments
     _, ns = generate_function("trigger_g", [p.g for p in parsed], **common)  # type: ignore[arg-type]
     actions = []
     for k, p in enumerate(parsed):
         targets = dict(p.assign)
         outs = [targets.get(s, sp.Symbol(s, real=True)) for s in model.state_names]
-        outs += [targets.get(s, sp.Symbol(s, real=True)) for s in model.inputs]
+        # untouched inputs keep their raw entries (hidden interpolation ones included)
+        outs += [
+            targets.get(s, sp.Symbol(f"__raw_{j}", real=True))
+            for j, s in enumerate(engine_inputs(model))
+        ]
         fname = f"trigger_action{k}"
         _, ns_k = generate_function(fname, outs, **common)  # type: ignore[arg-type]
         actions.append(ns_k[fname])

@@ -11,6 +11,7 @@ rules are just the sort order. The rules are written down in
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from hemolab._errors import ScheduleError, UnsupportedError
+from hemolab._errors import ScheduleError
 from hemolab.events._common import warn
 from hemolab.events._dataset import EventDataset, EventRecord, SubjectEvents
 from hemolab.events._ops import (
@@ -439,6 +440,27 @@ class _Builder:
         )
         return plan, init
 
+    def linear_covariates(
+        self, plan: _Plan, values: np.ndarray, solver: Sequence[float], init: np.ndarray
+    ) -> np.ndarray:
+        """Linear interpolation between records: at each known value, OP_PARAM sets the value,
+        the slope to the next known value and the reference time (the solver evaluates
+        ``value + slope·(t - t_ref)``, exactly)."""
+        names = self.m.covariate_names
+        n_inputs = len(self.m.inputs)
+        n_par = len(self.m.parameter_names)
+        for c in range(len(names)):
+            pieces = _linear_pieces(solver, values[:, c])
+            if not pieces:
+                continue
+            init[c] = pieces[0][1]
+            slope_idx, tref_idx = n_inputs + 2 * c, n_inputs + 2 * c + 1
+            for k, (t, v, slope) in enumerate(pieces):
+                order = (k, c)
+                for target, value in ((n_par + c, v), (slope_idx, slope), (tref_idx, t)):
+                    plan.actions.append(_Act(t, _CLS_LOCF, order, OP_PARAM, target, value, -1))
+        return init
+
     @staticmethod
     def occ_at(recs: Sequence[EventRecord], solver: Sequence[float], s: float) -> int | None:
         """OCC of the last record at or before solver time ``s`` (else the first record's)."""
@@ -686,6 +708,8 @@ class _Builder:
             len(recs), len(names)
         )
         n_par = len(self.m.parameter_names)
+        if self.interp == "linear":
+            return self.linear_covariates(plan, values, solver, init)
         for c in range(len(names)):
             col = _fill(values[:, c], backward_first=self.interp == "nocb")
             init[c] = col[0]
@@ -701,6 +725,19 @@ class _Builder:
                     time, cls, order = s_k, _CLS_LOCF, (k, c)
                 plan.actions.append(_Act(time, cls, order, OP_PARAM, n_par + c, float(col[k]), -1))
         return init
+
+
+def _linear_pieces(times: Sequence[float], col: np.ndarray) -> list[tuple[float, float, float]]:
+    """``(t_k, value, slope)`` of the piecewise-linear interpolation through the known values
+    (constant before the first and after the last)."""
+    known = [(float(t), float(v)) for t, v in zip(times, col, strict=True) if not np.isnan(v)]
+    pieces = []
+    for (t0, v0), (t1, v1) in itertools.pairwise(known):
+        if t1 > t0:
+            pieces.append((t0, v0, (v1 - v0) / (t1 - t0)))
+    if known:
+        pieces.append((known[-1][0], known[-1][1], 0.0))
+    return pieces
 
 
 def _fill(col: np.ndarray, *, backward_first: bool) -> np.ndarray:
@@ -831,7 +868,7 @@ def build_schedule(
     grid: Sequence[float] | np.ndarray | None = None,
     dose_props: DoseProperties | Mapping[str, Any] | None = None,
     dose_before_obs: bool = False,
-    covariate_interp: Literal["nocb", "locf"] = "nocb",
+    covariate_interp: Literal["nocb", "locf", "linear"] = "nocb",
 ) -> Schedule:
     """Expand a checked event dataset into per-subject action tables for the solver.
 
@@ -872,9 +909,6 @@ def build_schedule(
     ScheduleError
         The dataset was checked against another model, bad ``dose_props``, or a model
         rate/duration that is not a positive number.
-    UnsupportedError
-        Never for valid datasets today (kept for features added later).
-
     Warns
     -----
     HemolabWarning
@@ -898,12 +932,10 @@ def build_schedule(
             f"the dataset was checked against model {dataset.model_name!r}, not {model.name!r}; "
             "read it again with model=..."
         )
-    if covariate_interp not in ("nocb", "locf"):
-        if covariate_interp == "linear":
-            raise UnsupportedError(
-                "covariate_interp='linear' is not supported yet; use 'nocb' or 'locf'"
-            )
-        raise ScheduleError(f"covariate_interp must be 'nocb' or 'locf', got {covariate_interp!r}")
+    if covariate_interp not in ("nocb", "locf", "linear"):
+        raise ScheduleError(
+            f"covariate_interp must be 'nocb', 'locf' or 'linear', got {covariate_interp!r}"
+        )
     times = _check_grid(grid)
     S, n = dataset.n_subjects, len(model.state_names)
     props = _dose_props(dose_props, S, n)

@@ -98,3 +98,12 @@ def test_action_table_of_exactly_a_power_of_two(pk):
     q = np.exp(-K * 12)
     expected = [10 * (1 - q ** (j + 1)) / (1 - q) * np.exp(-0.6) for j in range(8)]
     np.testing.assert_allclose(res.variable("c")[0], expected, rtol=1e-8)
+
+
+def test_population_on_one_steady_state_regimen(pk):
+    """One SS=1 regimen shared by patients with different k: each gets its own steady state."""
+    k = np.array([0.1, 0.2])
+    res = hl.simulate(pk, dose(SS=1, II=12.0), params={"k": k}, grid=[0.0], rtol=1e-10, atol=1e-12)
+    expected = 10 / (1 - np.exp(-k * 12))
+    np.testing.assert_allclose(res.variable("c")[:, 0], expected, rtol=1e-8)
+    assert res.patient_ids == ("V0000000", "V0000001")

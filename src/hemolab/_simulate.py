@@ -192,7 +192,7 @@ def simulate(
         if population and patient_ids is None:
             patient_ids = [f"V{i:07d}" for i in range(n)]
         if population and schedule.ss_requests:
-            schedule = _expand(schedule, n)
+            schedule = schedule.repeat_subject(n)
     from hemolab.solve._choice import choose_stepper
 
     stepper = choose_stepper(cm, inputs, solver)
@@ -304,35 +304,6 @@ def _same_rows(props: Mapping[str, np.ndarray]) -> bool:
         if not np.array_equal(a, np.broadcast_to(a[:1], a.shape), equal_nan=True):
             return False
     return True
-
-
-def _expand(schedule: Any, n: int) -> Any:
-    """A one-subject schedule repeated for n patients (steady states differ per patient)."""
-    rep = {
-        k: np.repeat(getattr(schedule, k), n, axis=0)
-        for k in (
-            "time",
-            "op",
-            "target",
-            "value",
-            "n_actions",
-            "out_time",
-            "out_is_obs",
-            "out_dvid",
-            "out_occasion",
-            "n_outputs",
-            "initial_covariates",
-            "start_time",
-        )
-    }
-    reqs = tuple(dict(r, subject=i) for i in range(n) for r in schedule.ss_requests)
-    return replace(
-        schedule,
-        n_subjects=n,
-        subject_ids=tuple(f"V{i:07d}" for i in range(n)),
-        ss_requests=reqs,
-        **rep,
-    )
 
 
 def _with_covariates(cm: CompiledModel, base: np.ndarray, initial: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ import bisect
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -173,22 +173,40 @@ class Schedule:
     covariate_names: tuple[str, ...] = field(default=())
     ss_requests: tuple[dict[str, Any], ...] = ()
 
+    PER_SUBJECT = (
+        "time",
+        "op",
+        "target",
+        "value",
+        "n_actions",
+        "out_time",
+        "out_is_obs",
+        "out_dvid",
+        "out_occasion",
+        "n_outputs",
+        "initial_covariates",
+        "start_time",
+    )  # arrays with one row per subject
+
     def __post_init__(self) -> None:
-        for name in (
-            "time",
-            "op",
-            "target",
-            "value",
-            "n_actions",
-            "out_time",
-            "out_is_obs",
-            "out_dvid",
-            "out_occasion",
-            "n_outputs",
-            "initial_covariates",
-            "start_time",
-        ):
+        for name in self.PER_SUBJECT:
             getattr(self, name).setflags(write=False)
+
+    def repeat_subject(self, n: int) -> Schedule:
+        """A one-subject schedule as n identical subjects ``V0000000``... (a population on
+        one regimen whose rows must differ later, e.g. in their steady states)."""
+        if self.n_subjects != 1:
+            raise ScheduleError(
+                f"repeat_subject needs a one-subject schedule, not {self.n_subjects}"
+            )
+        rows = {k: np.repeat(getattr(self, k), n, axis=0) for k in self.PER_SUBJECT}
+        return replace(
+            self,
+            n_subjects=n,
+            subject_ids=tuple(f"V{i:07d}" for i in range(n)),
+            ss_requests=tuple(dict(r, subject=i) for i in range(n) for r in self.ss_requests),
+            **rows,
+        )
 
     @property
     def max_actions(self) -> int:

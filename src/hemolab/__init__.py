@@ -3,7 +3,7 @@
 model → compile → schedule → solve → results → analysis. See README.md for a tour.
 """
 
-from hemolab import _x64  # noqa: F401  (float64 before any array)
+from hemolab import _jax_config  # noqa: F401  (float64 and the compile cache, first)
 from hemolab._errors import (
     DatasetError as DatasetError,
     DatasetIssue as DatasetIssue,

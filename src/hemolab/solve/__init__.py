@@ -1,6 +1,6 @@
 """Batched adaptive ODE/DDE solving with exact events."""
 
-from hemolab import _x64  # noqa: F401  (float64 before any array)
+from hemolab import _jax_config  # noqa: F401  (float64 and the compile cache, first)
 from hemolab.solve._dopri5 import DOPRI5 as DOPRI5, Stepper as Stepper
 from hemolab.solve._engine import (
     ActionTable as ActionTable,

@@ -5,15 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from hemolab._errors import ModelError
+from hemolab.library._agoram import agoram_darbepoetin
 from hemolab.library._friberg import friberg_docetaxel
 from hemolab.library._mackey_glass import mackey_glass
+from hemolab.library._michor import michor_cml
+from hemolab.library._romiplostim import romiplostim_wang2010
 from hemolab.model import Model
 
 __all__ = ["get_model", "list_models"]
 
 _REGISTRY: dict[str, Callable[[], Model]] = {
+    "agoram_darbepoetin": agoram_darbepoetin,
     "friberg_docetaxel": friberg_docetaxel,
     "mackey_glass": mackey_glass,
+    "michor_cml": michor_cml,
+    "romiplostim_wang2010": romiplostim_wang2010,
 }
 
 

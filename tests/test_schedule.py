@@ -32,63 +32,11 @@ from hemolab.events import (
     build_schedule,
     read_events,
 )
+from tests._models import blood_model, pk_model
 
 DATA = Path(__file__).parent / "data" / "events"
 DEPOT, CENTRAL = 0, 1
 WT = 7  # index of WT in pk_model().inputs: KA CL V F1 TLAG R1 D1 WT BSA
-
-
-def pk_model(**changes: object) -> hl.Model:
-    """One-compartment PK with a depot: F and lag on the depot, model rate/duration on central."""
-    model = hl.Model(
-        "pk1",
-        time_unit="h",
-        states=[
-            hl.State("depot", "-KA*depot", unit="mg", bioavailability="F1", lag="TLAG"),
-            hl.State(
-                "central",
-                "KA*depot - CL/V*central",
-                unit="mg",
-                infusion_rate="R1",
-                infusion_duration="D1",
-            ),
-        ],
-        parameters=[
-            hl.Parameter("KA", 1.0, unit="h-1"),
-            hl.Parameter("CL", 5.0, unit="L/h"),
-            hl.Parameter("V", 50.0, unit="L"),
-            hl.Parameter("F1", 0.8),
-            hl.Parameter("TLAG", 0.5, unit="h"),
-            hl.Parameter("R1", 20.0, unit="mg/h"),
-            hl.Parameter("D1", 4.0, unit="h"),
-        ],
-        covariates=[hl.Covariate("WT", 70.0, unit="kg"), hl.Covariate("BSA", None, unit="m2")],
-    )
-    return model.replace(**changes) if changes else model
-
-
-def blood_model() -> hl.Model:
-    return hl.Model(
-        "blood1",
-        time_unit="h",
-        states=[
-            hl.State("Hb", "-kHb*Hb", initial=700.0, unit="g"),
-            hl.State("PLT", "-kP*PLT", initial=1000.0, unit="10*9"),
-            hl.State("Vp", "-kV*(Vp - V0)", initial="V0", unit="mL"),
-        ],
-        parameters=[
-            hl.Parameter("kHb", 0.001, unit="h-1"),
-            hl.Parameter("kP", 0.01, unit="h-1"),
-            hl.Parameter("kV", 0.1, unit="h-1"),
-            hl.Parameter("V0", 2750.0, unit="mL"),
-        ],
-        blood=hl.BloodSpec(
-            volume_ml="V0/0.55",
-            cell_states=("Hb", "PLT"),
-            plasma_states=("Vp",),
-            transfusion_map={"HB_G": {"Hb": 1.0}, "PLT_E9": {"PLT": 0.67}, "PLASMA_ML": {"Vp": 1}},
-        ),
-    )
 
 
 def table(sched: Schedule, s: int = 0) -> list[tuple[float, str, int, float]]:

@@ -131,6 +131,19 @@ def test_throw_names_failed_patients(decay_cm):
     assert info.value.indices == (1,)
 
 
+def oscillator_reference(t_eval, *, t_end, rtol, atol):
+    """SciPy DOP853 solution of u' = v, v' = -4u - 0.1v from (1, 0): the independent reference."""
+    return solve_ivp(
+        lambda t, y: [y[1], -4 * y[0] - 0.1 * y[1]],
+        (0, t_end),
+        [1.0, 0.0],
+        method="DOP853",
+        rtol=rtol,
+        atol=atol,
+        t_eval=t_eval,
+    )
+
+
 def _van_der_pol_like():
     return hl.Model(
         "oscillator",
@@ -147,15 +160,7 @@ def test_dense_output_matches_scipy_dop853(post):
     sol = run_actions(
         cm, cm.inputs_from(), table(grid, post=post), rtol=1e-10, atol=1e-12, closed_form=False
     )
-    ref = solve_ivp(
-        lambda t, y: [y[1], -4 * y[0] - 0.1 * y[1]],
-        (0, 30),
-        [1.0, 0.0],
-        method="DOP853",
-        rtol=1e-13,
-        atol=1e-14,
-        t_eval=grid,
-    )
+    ref = oscillator_reference(grid, t_end=30, rtol=1e-13, atol=1e-14)
     np.testing.assert_allclose(sol.values[0, :, :2], ref.y.T, atol=2e-8)
     sparse = run_actions(
         cm, cm.inputs_from(), table([0.0, 30.0]), rtol=1e-10, atol=1e-12, closed_form=False
@@ -166,15 +171,7 @@ def test_dense_output_matches_scipy_dop853(post):
 def test_convergence_order_of_steps_and_dense_output():
     """Fixed steps h and h/2: global error ratio ≈ 2^5 at step ends, ≥ 2^4 in between."""
     cm = get_compiled(_van_der_pol_like())
-    exact = solve_ivp(
-        lambda t, y: [y[1], -4 * y[0] - 0.1 * y[1]],
-        (0, 4),
-        [1.0, 0.0],
-        method="DOP853",
-        rtol=3e-14,
-        atol=1e-15,
-        t_eval=[3.2, 3.23],
-    )
+    exact = oscillator_reference([3.2, 3.23], t_end=4, rtol=3e-14, atol=1e-15)
     errors = []
     for h in (0.1, 0.05, 0.025):
         sol = run_actions(
@@ -237,15 +234,7 @@ def test_linear_models_are_solved_in_closed_form():
     assert cm.linear_states == (0, 1)
     grid = np.linspace(0, 30, 61)
     sol = run_actions(cm, cm.inputs_from(), table(grid), rtol=1e-6, atol=1e-8)
-    ref = solve_ivp(
-        lambda t, y: [y[1], -4 * y[0] - 0.1 * y[1]],
-        (0, 30),
-        [1.0, 0.0],
-        method="DOP853",
-        rtol=1e-13,
-        atol=1e-14,
-        t_eval=grid,
-    )
+    ref = oscillator_reference(grid, t_end=30, rtol=1e-13, atol=1e-14)
     np.testing.assert_allclose(sol.values[0, :, :2], ref.y.T, atol=1e-11)
     assert sol.n_accepted[0] < 20
 

@@ -40,6 +40,7 @@ from hypothesis import (
 
 import hemolab as hl
 from hemolab.events import EventDataset, read_events
+from hemolab.events._common import RESERVED_COLUMNS
 
 SECRET = "MRN-FUZZ-4242"  # a source identifier: must never reach a message
 
@@ -97,32 +98,8 @@ BASES: dict[str, dict[str, list[Any]]] = {
         "SITE": ["a", "b", "c", "d", "e"],
     },
 }
-RESERVED = (
-    "EVENT",
-    "PRODUCT",
-    "VOLUME",
-    "UNITS",
-    "FRACTION",
-    "PART",
-    "DONOR",
-    "DEPLETE",
-    "HB_G",
-    "HCT",
-    "PLT_E9",
-    "ABO",
-    "RHD",
-    "PARAM",
-    "VALUE",
-    "SS",
-    "MDV",
-    "DUR",
-    "CENS",
-    "LIMIT",
-    "OCC",
-    "AMT_UNIT",
-    "DATETIME",
-    "WT",  # the model's covariate
-)
+# the columns DATA-FORMATS reserves (the reader's own list) plus the model's covariate
+RESERVED = (*sorted(RESERVED_COLUMNS), "WT")
 MEANINGFUL = (
     *range(-2, 10),
     0.5,

@@ -181,14 +181,16 @@ def compile_model(model: Model) -> CompiledModel:
     )
 
     def host_dose_props(inputs_matrix: np.ndarray) -> dict[str, np.ndarray]:
-        """F, lag, model rate and model duration per subject: arrays (S, n_states)."""
-        rows = np.atleast_2d(np.asarray(inputs_matrix, dtype=np.float64))
+        """F, lag, model rate and model duration per subject: arrays (S, n_states).
+
+        One vectorised call per property: the generated NumPy code indexes ``p[j]``, so
+        passing the inputs as columns evaluates every subject at once.
+        """
+        cols = np.atleast_2d(np.asarray(inputs_matrix, dtype=np.float64)).T
+        t = np.zeros(cols.shape[1])
         z = np.zeros(len(parsed.delays))
-        out: dict[str, np.ndarray] = {}
-        for key, fn in (("f", host_f), ("lag", host_lag), ("rate", host_rate)):
-            out[key] = np.array([np.asarray(fn(0.0, None, r, z), dtype=float) for r in rows])
-        out["duration"] = np.array([np.asarray(host_dur(0.0, None, r, z), float) for r in rows])
-        return out
+        fns = (("f", host_f), ("lag", host_lag), ("rate", host_rate), ("duration", host_dur))
+        return {key: np.asarray(fn(t, None, cols, z), dtype=float).T for key, fn in fns}
 
     from hemolab.compile._linear import linear_subsystem
 

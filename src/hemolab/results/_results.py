@@ -51,6 +51,9 @@ class Results:
         ``(N,)`` :class:`Status` codes; ``status_labels`` gives DATA-FORMATS §C names.
     metadata
         Provenance written into the Parquet key-value metadata.
+    trigger_names, trigger_count, trigger_first_time
+        State-triggered events: names, ``(N, K)`` firing counts and first firing times
+        (NaN where a trigger never fired) — the time-to-threshold of a run.
     """
 
     values: np.ndarray

@@ -108,6 +108,20 @@ def _stops(time: np.ndarray, op: np.ndarray) -> np.ndarray:
     return np.where(np.isinf(rev), last[:, None], rev)
 
 
+def _padded(table: ActionTable) -> tuple[np.ndarray, ...]:
+    """``time, op, target, value, stop`` padded to a power-of-two width (the compile bucket),
+    always with at least one +inf entry so that a pointer finds the end of every row."""
+    A0 = table.time.shape[1]
+    A = _pow2(A0 + 1, 16)
+
+    def pad(a: np.ndarray, fill: float | int) -> np.ndarray:
+        return np.pad(a, ((0, 0), (0, A - A0)), constant_values=fill)
+
+    time = pad(table.time, np.inf)
+    op = pad(table.op, OP_NOP).astype(np.int32)
+    return time, op, pad(table.target, 0).astype(np.int32), pad(table.value, 0.0), _stops(time, op)
+
+
 def _discontinuity_stops(
     cm: CompiledModel, inputs: np.ndarray, table: ActionTable, t0: np.ndarray
 ) -> tuple[ActionTable, np.ndarray]:
@@ -199,18 +213,9 @@ def run_actions(
     t0_rows = np.broadcast_to(np.asarray(t0, dtype=np.float64), (table.n_subjects,))
     if cm.has_delays:
         table, t0_rows = _discontinuity_stops(cm, inputs, table, t0_rows)
-    S, A0 = table.time.shape
-    A = _pow2(A0 + 1, 16)  # at least one +inf pad: the pointer must always find an end
+    S = table.n_subjects
     T = _pow2(max(table.n_outputs, 1), 8)
-
-    def pad(a: np.ndarray, fill: float | int) -> np.ndarray:
-        return np.pad(a, ((0, 0), (0, A - A0)), constant_values=fill)
-
-    time = pad(table.time, np.inf)
-    op = pad(table.op, OP_NOP).astype(np.int32)
-    target = pad(table.target, 0).astype(np.int32)
-    value = pad(table.value, 0.0)
-    stop = _stops(time, op)
+    time, op, target, value, stop = _padded(table)
     lanes = max(1, int(chunk_size))
     y0_all = np.full((N, cm.n_states), np.nan)
     if y_init is not None:
@@ -224,7 +229,7 @@ def run_actions(
     t_count = np.zeros((N, K), dtype=np.int64)
     t_first = np.full((N, K), np.nan)
     pending = np.arange(N)
-    for attempt in range(3):  # grow the delay ring for patients that overflowed it
+    for _ in range(3):  # grow the delay ring for patients that overflowed it
         solver = _compiled_solver(cm, T, hsize, fixed_step, stepper, triggers, lanes, closed_form)
         done = 0
         for start in range(0, len(pending), _CALL_SIZE):
@@ -262,7 +267,6 @@ def run_actions(
         if not cm.has_delays or len(overflowed) == 0 or not grow_history:
             break
         pending, hsize = overflowed, hsize * 4
-        del attempt
     bad = status != Status.OK
     values[bad] = np.nan
     return RawSolution(
@@ -295,16 +299,9 @@ def make_solve_fn(
     """
     if cm.has_delays:
         table, _ = _discontinuity_stops(cm, cm.typical_inputs[None, :], table, np.zeros(1))
-    S, A0 = table.time.shape
-    A = _pow2(A0 + 1, 16)
-
-    def pad(a: np.ndarray, fill: float | int) -> np.ndarray:
-        return np.pad(a, ((0, 0), (0, A - A0)), constant_values=fill)
-
-    time = pad(table.time, np.inf)
-    op = pad(table.op, OP_NOP).astype(np.int32)
-    stop = _stops(time, op)
-    arrays = [time, op, pad(table.target, 0).astype(np.int32), pad(table.value, 0.0), stop]
+    S = table.n_subjects
+    arrays = _padded(table)
+    A = arrays[0].shape[1]
     solver = make_chunk_solver(
         cm,
         n_outputs=max(table.n_outputs, 1),

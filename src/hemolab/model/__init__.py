@@ -8,3 +8,7 @@ from hemolab.model._model import (
     Parameter as Parameter,
     State as State,
 )
+from hemolab.model._variability import (
+    ResidualError as ResidualError,
+    Variability as Variability,
+)

@@ -29,6 +29,7 @@ from hemolab.model._expr import (
     parse_expression,
     symbol_names,
 )
+from hemolab.model._variability import ResidualError, Variability, validate_variability
 
 __all__ = [
     "BloodSpec",
@@ -183,6 +184,9 @@ class Model:
         decide from the Jacobian at the initial state.
     citation, description
         Shown by ``hemolab show``.
+    variability, residual_error
+        The published inter-individual variability (:class:`Variability`) that virtual
+        populations use by default, and residual error models of observables.
 
     Raises
     ------
@@ -213,12 +217,22 @@ class Model:
     stiff: bool | None = None
     citation: str = ""
     description: str = ""
+    variability: Variability | None = None
+    residual_error: Sequence[ResidualError] = ()
 
     def __post_init__(self) -> None:
-        for attr in ("states", "parameters", "covariates", "observables"):
+        for attr in ("states", "parameters", "covariates", "observables", "residual_error"):
             object.__setattr__(self, attr, tuple(getattr(self, attr)))
         object.__setattr__(self, "assignments", dict(self.assignments))
         _validate(self)
+        validate_variability(
+            self.name,
+            self.parameter_names,
+            self.observable_names,
+            self.variability,
+            self.residual_error,
+            {p.name: p.bounds for p in self.parameters},
+        )
 
     # -- names -------------------------------------------------------------------------------
     @property

@@ -18,7 +18,9 @@ right-hand side in natural coordinates,
   while Rodas4 took ~35 steps per ``tau`` at ~2.6x DP5's cost per step (P1 Friberg, index
   ~150: DP5 1.6x faster; docetaxel Friberg, index ~660: Rodas4 2.4x faster; note 004).
 
-Delay models are reported non-stiff: the stiff stepper does not support delays yet.
+States solved in closed form (``CompiledModel.linear_states``, typically the PK) are left out
+of the eigenvalues: the integrator never sees their time scales. Delay models are reported
+non-stiff: the stiff stepper does not support delays yet.
 """
 
 from __future__ import annotations
@@ -74,7 +76,15 @@ def stiffness_index(cm: CompiledModel, inputs: np.ndarray) -> np.ndarray:
     y = np.asarray(jax.vmap(lambda pr: cm.initial(0.0, jnp.zeros(n), pr, jnp.zeros(nd)))(p))
     f, jac = f_and_jac(t, y)
     ok = _finite_rows(y, f, jac)
-    lam = _eigvals(jac, ok)
+    # states solved in closed form (linear PK) carry no stiffness into the integrator
+    keep = np.setdiff1d(np.arange(n), np.asarray(cm.linear_states, dtype=np.int64))
+    if keep.size == 0:
+        return np.where(ok, 0.0, np.nan)
+
+    def integrated(j: np.ndarray) -> np.ndarray:
+        return j[:, keep][:, :, keep]
+
+    lam = _eigvals(integrated(jac), ok)
     rho = np.abs(lam).max(axis=1)
     slow = np.where(np.abs(lam) > _NEGLIGIBLE * rho[:, None], np.abs(lam), np.inf).min(axis=1)
     y_norm = np.linalg.norm(y, axis=1)
@@ -98,7 +108,9 @@ def stiffness_index(cm: CompiledModel, inputs: np.ndarray) -> np.ndarray:
             break
         f, jac = f_and_jac(t, y)
         alive = alive & _finite_rows(f, jac)
-        fast = np.where(alive, np.maximum(fast, _decay_rate(_eigvals(jac, alive))), fast)
+        fast = np.where(
+            alive, np.maximum(fast, _decay_rate(_eigvals(integrated(jac), alive))), fast
+        )
     return np.where(ok, fast * tau, np.nan)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import sympy as sp
 
 import hemolab as hl
 
@@ -157,3 +158,20 @@ def test_library_models_validate_and_cite():
         assert m.observables
     with pytest.raises(hl.ModelError, match="no library model 'nope'"):
         hl.get_model("nope")
+
+
+def test_delay_argument_is_parsed_as_t_minus_the_whole_expression():
+    """``X(t - a - b)`` is X at t - a - b: a delay of a + b (a regression: it was a - b)."""
+    from hemolab.model._expr import delayed, parse_expression
+
+    def tau(text: str):
+        (term,) = parse_expression(text, state_names=["x"], where="test").atoms(delayed)
+        return term.args[1]
+
+    a, b = sp.symbols("a b", real=True)
+    assert tau("x(t - 10 - 2)") == 12
+    assert tau("x(t - a - b)") == a + b
+    assert tau("x(t - a + b)") == a - b
+    assert tau("x(t - (a + b))") == a + b
+    with pytest.raises(hl.ModelError, match="depends on time"):
+        parse_expression("x(t - 2*t)", state_names=["x"], where="test")

@@ -92,7 +92,8 @@ def _rewrite_delays(text: str, state_names: Iterable[str], where: str) -> str:
                 f"a delayed state must be written {name}(t - tau)"
             )
         out.append(text[i : m.start()])
-        out.append(f"delayed({name}, ({am.group(1)}))")
+        # tau = t - (argument): ``X(t - a - b)`` is a delay of a + b, not of (a - b)
+        out.append(f"delayed({name}, (t - ({arg})))")
         i = j
     out.append(text[i:])
     return "".join(out)
@@ -149,6 +150,12 @@ def parse_expression(
         raise ModelError(f"{where}: cannot parse {text!r}: {exc}") from None
     if not isinstance(expr, sp.Basic) or isinstance(expr, sp.logic.boolalg.BooleanAtom):
         raise ModelError(f"{where}: {text!r} is not a numeric expression")
+    for term in expr.atoms(delayed):
+        if TIME in term.args[1].free_symbols:
+            raise ModelError(
+                f"{where}: the delay of {term.args[0]} in {text!r} depends on time "
+                f"(tau = {term.args[1]}); write a delayed state as X(t - tau) with tau free of t"
+            )
     return expr  # type: ignore[return-value]
 
 

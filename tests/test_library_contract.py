@@ -15,7 +15,7 @@ NAMES = hl.list_models()
 @pytest.mark.parametrize("name", NAMES)
 def test_documented_and_cited(name: str) -> None:
     model = hl.get_model(name)
-    factory = _REGISTRY[name]
+    factory = _REGISTRY[name].factory
     assert factory.__doc__ and len(factory.__doc__.strip()) > 40
     assert "doi" in model.citation.lower()
     assert model.description

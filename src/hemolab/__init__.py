@@ -28,7 +28,15 @@ from hemolab.model import (
     Model as Model,
     Observable as Observable,
     Parameter as Parameter,
+    ResidualError as ResidualError,
     State as State,
+    Variability as Variability,
+)
+from hemolab.population import (
+    Population as Population,
+    PopulationResult as PopulationResult,
+    read_omega as read_omega,
+    simulate_population as simulate_population,
 )
 from hemolab.results import Results as Results, read_metadata as read_metadata
 from hemolab.solve import Status as Status
@@ -49,6 +57,9 @@ __all__ = [
     "ModelError",
     "Observable",
     "Parameter",
+    "Population",
+    "PopulationResult",
+    "ResidualError",
     "Results",
     "ScheduleError",
     "SolveError",
@@ -58,10 +69,13 @@ __all__ = [
     "UnitError",
     "UnknownSymbolError",
     "UnsupportedError",
+    "Variability",
     "__version__",
     "compile_model",
     "get_model",
     "list_models",
     "read_metadata",
+    "read_omega",
     "simulate",
+    "simulate_population",
 ]

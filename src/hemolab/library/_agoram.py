@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from hemolab.library._typical import TypicalRun
 from hemolab.model import Covariate, Model, Observable, Parameter, State
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CITATION = (
     "Agoram B, Heatherington AC, Gastonguay MR. Development and evaluation of a population "
@@ -98,4 +104,33 @@ def agoram_darbepoetin() -> Model:
         citation=CITATION,
         description="Darbepoetin alfa stimulates hemoglobin production (Emax); one progenitor "
         "transit compartment feeds four red-cell lifespan compartments.",
+    )
+
+
+def _events() -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "ID": [1],
+            "TIME": [0.0],
+            "EVID": [1],
+            "CMT": ["depot"],
+            "AMT": [2.25],
+            "AMT_UNIT": ["ug/kg"],
+            "II": [7.0],
+            "ADDL": [11],
+            "WT": [70.0],
+        }
+    )
+
+
+def typical_run() -> TypicalRun:
+    """Darbepoetin alfa 2.25 µg/kg SC weekly × 12, 70 kg, no platinum (Agoram 2006)."""
+    return TypicalRun(
+        description="darbepoetin alfa 2.25 ug/kg SC weekly x12, 70 kg, no platinum, 16 weeks",
+        events=_events,
+        t_end=16 * 7.0,
+        dt=1.0,
+        observable="Hb",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hemolab.library._typical import TypicalRun
 from hemolab.model import Model, Observable, Parameter, State
 
 CITATION = (
@@ -43,4 +44,15 @@ def mackey_glass() -> Model:
         citation=CITATION,
         description="Delayed negative feedback on blood-cell production (periodic and chaotic "
         "regimes).",
+    )
+
+
+def typical_run() -> TypicalRun:
+    """Untreated, 600 days from the constant past x0 = 0.5 (the chaotic τ = 17 regime)."""
+    return TypicalRun(
+        description="untreated, constant history x0 = 0.5, tau 17 d (aperiodic regime)",
+        events=lambda: None,
+        t_end=600.0,
+        dt=1.0,
+        observable="cells",
     )

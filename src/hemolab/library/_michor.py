@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hemolab.library._typical import TypicalRun
 from hemolab.model import Model, Observable, Parameter, State
 
 CITATION = (
@@ -103,3 +104,15 @@ _DESCRIPTIONS = {
     for lin, kind in (("x", "normal"), ("y", "sensitive leukaemic"), ("z", "resistant"))
     for k, stage in enumerate(("stem", "progenitor", "differentiated", "terminally diff."))
 }
+
+
+def typical_run() -> TypicalRun:
+    """Continuous imatinib for one year from the MODELS.md §3 initial state."""
+    return TypicalRun(
+        description="continuous imatinib from day 0 for 365 days (a_y/100, b_y/750)",
+        events=lambda: None,
+        t_end=365.0,
+        dt=1.0,
+        observable="BCR_ABL_pct",
+        params={"imatinib": 1.0},
+    )

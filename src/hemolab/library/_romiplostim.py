@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from hemolab.library._typical import TypicalRun
 from hemolab.model import Covariate, Model, Observable, Parameter, State
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CITATION = (
     "Wang YC, Krzyzanski W, Doshi S, Xiao JJ, Pérez-Ruixo JJ, Chow AT. Pharmacodynamics-mediated "
@@ -121,4 +127,31 @@ def romiplostim_wang2010() -> Model:
         citation=CITATION,
         description="TPO-mimetic thrombopoiesis: romiplostim QE-TMDD PK on c-Mpl (platelet-bound "
         "receptor) driving a 10-compartment megakaryocyte precursor and platelet lifespan chain.",
+    )
+
+
+def _events() -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "ID": [1],
+            "TIME": [0.0],
+            "EVID": [1],
+            "CMT": ["A_dep"],
+            "AMT": [2.0],
+            "AMT_UNIT": ["ug/kg"],
+            "WT": [70.0],
+        }
+    )
+
+
+def typical_run() -> TypicalRun:
+    """A single 2 µg/kg SC dose in a 70-kg healthy subject (Wang 2010's highest SC dose)."""
+    return TypicalRun(
+        description="romiplostim 2 ug/kg SC single dose, 70 kg, 35 days",
+        events=_events,
+        t_end=35 * 24.0,
+        dt=6.0,
+        observable="PLT",
     )

@@ -14,6 +14,7 @@ from typing import Any
 
 import jsonschema
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
@@ -270,18 +271,42 @@ def test_show_prints_the_citation(runner: CliRunner) -> None:
     assert_bad_input(run(runner, "show", "no_such_model"), "no_such_model")
 
 
+@pytest.mark.slow
 def test_demo_json(runner: CliRunner, tmp_path: Path) -> None:
     out = tmp_path / "demo"
     doc = validated(run(runner, "demo", "--json", "--out", out), "demo")
     files = [Path(f) for f in doc["files"]]
-    assert [f.name for f in files] == ["results.parquet", "anc.png", "summary.json"]
+    assert [f.name for f in files] == ["results.parquet", "anc.png", "summary.json", "library.png"]
     assert all(f.parent == out and f.is_file() for f in files)
-    assert files[1].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for png in (files[1], files[3]):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads(files[2].read_text()) == doc
-    assert pq.read_table(files[0]).column_names == RESULT_COLUMNS
     assert doc["status"] == "ok" and len(doc["cycles"]) == 4
     first = doc["cycles"][0]
     # MODELS.md §1 target 2: ANC nadir 0.90 ×10⁹/L at day 7.6 (derived; ±3 %)
     assert first["nadir_anc"] == pytest.approx(0.90, rel=0.03)
     assert first["nadir_day"] == pytest.approx(7.6, rel=0.03)
     assert first["ctcae_grade"] == 3
+    # the population: 1,000 virtual patients with the Kloft IIV, in one long result file
+    pop = doc["population"]
+    assert pop["n_patients"] == 1000 and pop["status"] == {"ok": 1000}
+    assert pop["omega"]["parameters"] == ["Circ0", "MTT", "Slope"]
+    assert 1.4 <= pop["bsa_m2"]["min"] < pop["bsa_m2"]["max"] <= 2.4
+    table = pq.read_table(files[0])
+    assert table.column_names == RESULT_COLUMNS
+    ids = pc.unique(table.column("patient_id")).to_pylist()
+    assert len(ids) == 1000 and ids[0] == "V0000000" and ids[-1] == "V0000999"
+    anc = table.filter(pc.equal(table.column("variable").cast(pa.string()), "ANC"))
+    by_patient = anc.group_by("patient_id").aggregate([("value", "min")])
+    nadirs = np.asarray(by_patient.column("value_min"))
+    # the printed incidence is the fraction of patients whose ANC fell below the CTCAE cut-offs
+    any_cycle = pop["any_cycle"]
+    assert any_cycle["grade3_or_4_pct"] == pytest.approx(100 * np.mean(nadirs < 1.0))
+    assert any_cycle["grade4_pct"] == pytest.approx(100 * np.mean(nadirs < 0.5))
+    c1 = pop["cycles"][0]
+    assert c1["nadir_q05"] < c1["nadir_median"] < c1["nadir_q95"]
+    assert 6.5 < c1["nadir_day_median"] < 9.0  # nadir ≈ MTT + a few days (MODELS.md §1)
+    # every other library model ran once under its typical regimen
+    names = [r["model"] for r in doc["library"]]
+    assert names == [n for n in hl.list_models() if not n.startswith("friberg_docetaxel")]
+    assert all(r["status"] == "ok" for r in doc["library"])

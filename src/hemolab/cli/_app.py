@@ -171,9 +171,35 @@ def simulate(
     dose_before_obs: Annotated[
         bool, typer.Option("--dose-before-obs", help="Tied observations see the dose.")
     ] = False,
+    population: Annotated[
+        int | None,
+        typer.Option(
+            "--population",
+            help="Simulate N virtual patients with the model's published IIV (or --omega).",
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed of the virtual population (required).")
+    ] = None,
+    omega: Annotated[
+        Path | None,
+        typer.Option("--omega", help="IIV covariance of the etas (CSV matrix or JSON)."),
+    ] = None,
+    residual_error: Annotated[
+        bool,
+        typer.Option("--residual-error", help="Add <observable>_obs with residual error."),
+    ] = False,
+    chunk_size: Annotated[
+        int, typer.Option("--chunk-size", help="Virtual patients per chunk (memory bound).")
+    ] = 2048,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
-    """Simulate MODEL (from its initial state, or under an event dataset) to a Parquet file."""
+    """Simulate MODEL (from its initial state, or under an event dataset) to a Parquet file.
+
+    With --population N --seed S: N virtual patients (ids V0000000...) drawn from the model's
+    published inter-individual variability, or from --omega FILE; one long result file, written
+    chunk by chunk. An event dataset then holds one subject: the regimen every patient gets.
+    """
     from hemolab._simulate import simulate as run
     from hemolab.model._units import parse_duration
 
@@ -196,6 +222,12 @@ def simulate(
         if events is None and te is None:
             raise HemolabError("without --events, give --t-end (and optionally --dt)")
         params = _parse_params(param or [], mdl)
+        if population is not None or seed is not None or omega is not None or residual_error:
+            _simulate_population(
+                mdl, out, events, params, te, step, time_unit, rtol, atol, dose_before_obs,
+                population, seed, omega, residual_error, chunk_size, json_out,
+            )  # fmt: skip
+            return
         with _progress(quiet=json_out) as progress, _warnings_to_console():
             res = run(
                 mdl,
@@ -222,6 +254,91 @@ def simulate(
         _print_summary(summary)
     if len(res.failed):
         raise typer.Exit(1)
+
+
+def _simulate_population(
+    mdl: Any,
+    out: Path,
+    events: Path | None,
+    params: dict[str, float],
+    t_end: float | None,
+    dt: float | None,
+    time_unit: str | None,
+    rtol: float,
+    atol: float,
+    dose_before_obs: bool,
+    n: int | None,
+    seed: int | None,
+    omega: Path | None,
+    residual_error: bool,
+    chunk_size: int,
+    json_out: bool,
+) -> None:
+    """``simulate --population``: a virtual population, streamed to one long result file."""
+    from hemolab.population import Population, read_omega, simulate_population
+
+    if n is None:
+        raise HemolabError("--seed, --omega and --residual-error need --population N")
+    if n < 1:
+        raise HemolabError(f"--population must be >= 1, got {n}")
+    if seed is None:
+        raise HemolabError("--population needs --seed S (an integer >= 0) to be reproducible")
+    if seed < 0:
+        raise HemolabError(f"--seed must be an integer >= 0, got {seed}")
+    if chunk_size < 1:
+        raise HemolabError(f"--chunk-size must be >= 1, got {chunk_size}")
+    variability = read_omega(omega) if omega is not None else None
+    covariates = {k: v for k, v in params.items() if k in mdl.covariate_names}
+    typical = {k: v for k, v in params.items() if k not in covariates}
+    pop = Population(
+        mdl, n=n, seed=seed, variability=variability, covariates=covariates, typical=typical
+    )
+    with _progress(quiet=json_out) as progress, _warnings_to_console():
+        result = simulate_population(
+            pop,
+            events,
+            t_end=t_end,
+            dt=dt,
+            out=out,
+            chunk_size=chunk_size,
+            residual_error=residual_error,
+            band_variables=list(mdl.state_names + mdl.observable_names),
+            keep_results=False,
+            progress=progress,
+            time_unit=time_unit,
+            rtol=rtol,
+            atol=atol,
+            dose_before_obs=dose_before_obs,
+        )
+    summary = result.summary()
+    if json_out:
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_population_summary(summary)
+    if result.n_failed:
+        raise typer.Exit(1)
+
+
+def _print_population_summary(summary: dict[str, Any]) -> None:
+    pop = summary["population"]
+    console.print(
+        f"[bold]{summary['model']}[/]: {summary['n_patients']} virtual patients "
+        f"(seed {pop['seed']}, IIV on {', '.join(pop['omega']['parameters'])}), "
+        f"status {', '.join(f'{k}={v}' for k, v in summary['status'].items() if v)}"
+    )
+    table = Table()
+    for col in ("variable", "unit", "nadir median [90 % PI]", "peak median [90 % PI]"):
+        table.add_column(col)
+
+    def band(q: dict[str, float | None]) -> str:
+        if q["median"] is None:
+            return "—"
+        return f"{q['median']:.4g} [{q['q05']:.4g}, {q['q95']:.4g}]"
+
+    for name, v in summary["variables"].items():
+        table.add_row(name, v["unit"] or "", band(v["nadir"]), band(v["peak"]))
+    console.print(table)
+    console.print(f"written: {summary['out']}", soft_wrap=True, highlight=False)
 
 
 def _print_summary(summary: dict[str, Any]) -> None:

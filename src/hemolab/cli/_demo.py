@@ -1,42 +1,60 @@
-"""``hemolab demo``: docetaxel-induced neutropenia over four cycles, end to end.
+"""``hemolab demo``: a docetaxel population end to end, then every library model once.
 
-A typical patient (BSA 1.8 m²) receives 100 mg/m² docetaxel as a 1-h infusion every 21 days
-(4 cycles). The event dataset is built in memory in the NONMEM format of DATA-FORMATS §A and
-goes through the same reader, schedule and solver as any user file.
+Part 1: 1,000 virtual patients (Kloft 2006 IIV on Circ0, MTT and Slope; BSA drawn per patient)
+receive docetaxel 100 mg/m² as a 1-h infusion every 21 days, 4 cycles. The regimen is a
+NONMEM-style dataset (``AMT_UNIT=mg/m2``, a ``BSA`` column) that goes through the same reader,
+schedule and solver as any user file. Reported: each cycle's ANC nadir (median, 90 % interval),
+the incidence of CTCAE v5.0 grade 3 and 4 neutropenia, the typical patient (MODELS.md §1 target
+2), and a plot of the median and 90 % band.
+
+Part 2: one run of each other library model under its typical regimen (``TypicalRun``).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 CYCLE_H = 21 * 24.0
 N_CYCLES = 4
+N_PATIENTS = 1000
+SEED = 20261125
+DT_H = 4.0
+BSA_MEAN, BSA_SD, BSA_LOW, BSA_HIGH = 1.85, 0.20, 1.4, 2.4
+"""Adult oncology BSA (m²) drawn per virtual patient: N(1.85, 0.20²) truncated to [1.4, 2.4]
+(an assumption of the demo, typical of adult trial populations; not from MODELS.md)."""
+
+LLN_ANC = 1.8
+"""Lower limit of normal for ANC (10⁹/L), Merck Manual (MODELS.md §7a)."""
 
 
 def ctcae_neutropenia_grade(anc: float) -> int:
-    """CTCAE v5.0 'Neutrophil count decreased' grade (LLN taken as 1.8 ×10⁹/L)."""
-    if anc < 0.5:
-        return 4
-    if anc < 1.0:
-        return 3
-    if anc < 1.5:
-        return 2
-    if anc < 1.8:
-        return 1
-    return 0
+    """CTCAE v5.0 'Neutrophil count decreased' grade (LLN taken as 1.8 ×10⁹/L, §7a)."""
+    return int(ctcae_neutropenia_grades(np.asarray([anc]))[0])
 
 
-def demo_events() -> Any:
-    """The demo's event dataset: 4 × 100 mg/m² 1-h infusions q21d, BSA 1.8 m²."""
+def ctcae_neutropenia_grades(anc: np.ndarray) -> np.ndarray:
+    """Vectorised CTCAE v5.0 neutropenia grades (MODELS.md §7b): G4 < 0.5 ≤ G3 < 1.0 ≤ G2 <
+    1.5 ≤ G1 < LLN ≤ G0. NaN (a failed patient) gets -1."""
+    anc = np.asarray(anc, dtype=np.float64)
+    grade = np.select(
+        [anc < 0.5, anc < 1.0, anc < 1.5, anc < LLN_ANC], [4, 3, 2, 1], default=0
+    ).astype(np.int64)
+    return np.where(np.isnan(anc), -1, grade)
+
+
+def demo_events(bsa: float | None = 1.8) -> Any:
+    """The regimen: 4 × 100 mg/m² 1-h infusions q21d (with a BSA column unless ``bsa`` is None)."""
     import pandas as pd
 
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "ID": [1] * N_CYCLES,
             "TIME": [k * CYCLE_H for k in range(N_CYCLES)],
@@ -45,34 +63,114 @@ def demo_events() -> Any:
             "AMT": [100.0] * N_CYCLES,
             "AMT_UNIT": ["mg/m2"] * N_CYCLES,
             "DUR": [1.0] * N_CYCLES,
-            "BSA": [1.8] * N_CYCLES,
         }
     )
+    if bsa is not None:
+        frame["BSA"] = bsa
+    return frame
 
 
-def run_demo(out: Path, *, quiet: bool = False, console: Console | None = None) -> dict[str, Any]:
-    """Run the demo, write ``results.parquet``, ``anc.png`` and ``summary.json`` into ``out``."""
+@dataclass
+class _Bar:
+    """One Rich progress task fed by the solver's ``(done, total)`` callback."""
+
+    progress: Progress
+    task: Any
+
+    def __call__(self, done: int, total: int) -> None:
+        self.progress.update(self.task, completed=done, total=total)
+
+
+def run_demo(
+    out: Path,
+    *,
+    quiet: bool = False,
+    console: Console | None = None,
+    n_patients: int = N_PATIENTS,
+) -> dict[str, Any]:
+    """Run the demo; write results, plots and ``summary.json`` into ``out``; return the summary."""
     from hemolab._simulate import simulate
-    from hemolab.library import friberg_docetaxel
+    from hemolab.library import friberg_docetaxel, list_models
+    from hemolab.population import Normal, Population, simulate_population
 
     console = console or Console()
     out.mkdir(parents=True, exist_ok=True)
     model = friberg_docetaxel()
-    with console.status("solving docetaxel × 4 cycles…", spinner="dots") as status:
-        if quiet:
-            status.stop()
-        res = simulate(
+    t_end = N_CYCLES * CYCLE_H
+    others = [n for n in list_models() if not n.startswith("friberg_docetaxel")]
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=quiet,
+    ) as progress:
+        typical = simulate(
             model,
             demo_events(),
-            t_end=N_CYCLES * CYCLE_H,
+            t_end=t_end,
             dt=1.0,
             run_id="demo",
-            scenario="docetaxel_100mg_m2_q21d_x4",
+            scenario="typical_patient",
             throw=True,
         )
-    res.write_parquet(out / "results.parquet")
-    t = res.time[0]
-    anc = res.variable("ANC")[0]
+        pop = Population(
+            model,
+            n=n_patients,
+            seed=SEED,
+            covariates={"BSA": Normal(BSA_MEAN, BSA_SD, BSA_LOW, BSA_HIGH)},
+        )
+        bar = _Bar(progress, progress.add_task("docetaxel population", total=n_patients))
+        result = simulate_population(
+            pop,
+            demo_events(bsa=None),
+            t_end=t_end,
+            dt=DT_H,
+            out=out / "results.parquet",
+            chunk_size=500,
+            keep_results=True,
+            progress=bar,
+            run_id="demo",
+            scenario="docetaxel_100mg_m2_q21d_x4",
+        )
+        lib_task = progress.add_task("library models", total=len(others))
+        library = []
+        for name in others:
+            library.append(_library_run(name))
+            progress.advance(lib_task)
+    typical_cycles = _typical_cycles(typical)
+    pop_summary = _population_summary(result, pop)
+    band_png = _plot_population(result, typical, out / "anc.png")
+    lib_png = _plot_library(library, out / "library.png")
+    files = [
+        str(out / "results.parquet"),
+        str(band_png),
+        str(out / "summary.json"),
+        str(lib_png),
+    ]
+    summary = {
+        "model": model.name,
+        "regimen": "docetaxel 100 mg/m2 1-h IV q21d x4 (AMT_UNIT=mg/m2, BSA covariate)",
+        "cycles": typical_cycles,
+        "status": typical.status_labels[0],
+        "population": pop_summary,
+        "library": [
+            {k: v for k, v in r.items() if k not in ("time", "values", "log_scale")}
+            for r in library
+        ],
+        "files": files,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    if not quiet:
+        _print(console, summary)
+    return summary
+
+
+def _typical_cycles(res: Any) -> list[dict[str, Any]]:
+    """Per-cycle nadir of the typical patient (BSA 1.8 m², 1-h outputs)."""
+    t, anc = res.time[0], res.variable("ANC")[0]
     cycles = []
     for k in range(N_CYCLES):
         sel = (t >= k * CYCLE_H) & (t < (k + 1) * CYCLE_H)
@@ -86,40 +184,168 @@ def run_demo(out: Path, *, quiet: bool = False, console: Console | None = None) 
                 "days_below_1_0": float(np.sum(sel & (anc < 1.0)) / 24.0),
             }
         )
-    png = _plot(t / 24.0, anc, out / "anc.png")
-    summary = {
-        "model": model.name,
-        "regimen": "docetaxel 100 mg/m2 1-h IV q21d x4, BSA 1.8 m2",
+    return cycles
+
+
+def _population_summary(result: Any, pop: Any) -> dict[str, Any]:
+    """Per-cycle nadir distribution and CTCAE grade incidence over the population."""
+    res = result.results
+    t = res.time[0]
+    anc = res.variable("ANC")
+    ok = res.status == 0
+    cycles = []
+    worst = np.full(anc.shape[0], np.inf)
+    for k in range(N_CYCLES):
+        sel = (t >= k * CYCLE_H) & (t < (k + 1) * CYCLE_H)
+        nadir = np.where(sel[None, :], anc, np.inf).min(axis=1)
+        day = (t[np.where(sel[None, :], anc, np.inf).argmin(axis=1)] - k * CYCLE_H) / 24.0
+        worst = np.minimum(worst, nadir)
+        grades = ctcae_neutropenia_grades(nadir[ok])
+        q = np.quantile(nadir[ok], (0.05, 0.5, 0.95))
+        cycles.append(
+            {
+                "cycle": k + 1,
+                "nadir_median": float(q[1]),
+                "nadir_q05": float(q[0]),
+                "nadir_q95": float(q[2]),
+                "nadir_day_median": float(np.median(day[ok])),
+                "grade3_or_4_pct": float(100 * np.mean(grades >= 3)),
+                "grade4_pct": float(100 * np.mean(grades == 4)),
+            }
+        )
+    grades = ctcae_neutropenia_grades(worst[ok])
+    bsa = pop.covariate_values()["BSA"]
+    return {
+        "n_patients": int(pop.n),
+        "seed": int(pop.seed),
+        "omega": pop.describe()["omega"],
+        "bsa_m2": {"mean": float(np.mean(bsa)), "min": float(bsa.min()), "max": float(bsa.max())},
+        "status": {k: int(v) for k, v in result.status_counts.items()},
         "cycles": cycles,
-        "status": res.status_labels[0],
-        "files": [str(out / "results.parquet"), str(png), str(out / "summary.json")],
+        "any_cycle": {
+            "grade3_or_4_pct": float(100 * np.mean(grades >= 3)),
+            "grade4_pct": float(100 * np.mean(grades == 4)),
+        },
+        "band_accuracy": result.band_accuracy,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    if not quiet:
-        table = Table(title="Docetaxel 100 mg/m² q21d × 4 — typical patient (Friberg 2002)")
-        for col in ("cycle", "ANC nadir (10⁹/L)", "nadir day", "CTCAE grade", "days < 1.0"):
-            table.add_column(col, justify="right")
-        for c in cycles:
-            table.add_row(
-                str(c["cycle"]),
-                f"{c['nadir_anc']:.3f}",
-                f"{c['nadir_day']:.1f}",
-                str(c["ctcae_grade"]),
-                f"{c['days_below_1_0']:.1f}",
-            )
-        console.print(table)
-        console.print(f"written: {', '.join(summary['files'])}", soft_wrap=True, highlight=False)
-    return summary
 
 
-def _plot(days: np.ndarray, anc: np.ndarray, path: Path) -> Path:
+def _library_run(name: str) -> dict[str, Any]:
+    """One run of a library model under its typical regimen, summarised."""
+    from hemolab._simulate import simulate
+    from hemolab.library import get_model, typical_run
+
+    model = get_model(name)
+    run = typical_run(name)
+    res = simulate(
+        model,
+        run.events(),
+        params=run.params,
+        t_end=run.t_end,
+        dt=run.dt,
+        run_id="demo",
+        scenario=name,
+        throw=True,
+    )
+    t, v = res.time[0], res.variable(run.observable)[0]
+    unit = dict(zip(res.variables, res.units, strict=True))[run.observable]
+    i_min, i_max = int(np.nanargmin(v)), int(np.nanargmax(v))
+    days = {"h": 1 / 24.0, "d": 1.0, "min": 1 / 1440.0, "s": 1 / 86400.0}.get(model.time_unit, 1.0)
+    return {
+        "model": name,
+        "regimen": run.description,
+        "observable": run.observable,
+        "unit": unit,
+        "initial": float(v[0]),
+        "min": float(v[i_min]),
+        "min_day": float(t[i_min] * days),
+        "max": float(v[i_max]),
+        "max_day": float(t[i_max] * days),
+        "final": float(v[-1]),
+        "status": res.status_labels[0],
+        "experimental": model.description.lower().startswith("experimental"),
+        "log_scale": run.log_scale,
+        "time": t * days,
+        "values": v,
+    }
+
+
+def _print(console: Console, summary: dict[str, Any]) -> None:
+    pop = summary["population"]
+    table = Table(
+        title=f"Docetaxel 100 mg/m² q21d × 4 — {pop['n_patients']} virtual patients "
+        f"(Friberg 2002, Kloft 2006 IIV; seed {pop['seed']})"
+    )
+    for col in (
+        "cycle",
+        "ANC nadir median [90 % PI] (10⁹/L)",
+        "nadir day",
+        "grade ≥3 %",
+        "grade 4 %",
+        "typical patient nadir (day)",
+    ):
+        table.add_column(col, justify="right")
+    for c, t in zip(pop["cycles"], summary["cycles"], strict=True):
+        table.add_row(
+            str(c["cycle"]),
+            f"{c['nadir_median']:.2f} [{c['nadir_q05']:.2f}, {c['nadir_q95']:.2f}]",
+            f"{c['nadir_day_median']:.1f}",
+            f"{c['grade3_or_4_pct']:.1f}",
+            f"{c['grade4_pct']:.1f}",
+            f"{t['nadir_anc']:.3f} (d{t['nadir_day']:.1f}, G{t['ctcae_grade']})",
+        )
+    console.print(table)
+    anyc = pop["any_cycle"]
+    console.print(
+        f"CTCAE v5.0 neutropenia in any cycle: grade ≥3 in {anyc['grade3_or_4_pct']:.1f} %, "
+        f"grade 4 in {anyc['grade4_pct']:.1f} % of patients."
+    )
+    lib = Table(title="Library models under their typical regimens")
+    lib.add_column("model", no_wrap=True)
+    for col in ("observable", "start", "min (day)", "max (day)", "end"):
+        lib.add_column(col, overflow="fold", justify="left" if col == "observable" else "right")
+    for r in summary["library"]:
+        name = r["model"] + (" *" if r["experimental"] else "")
+        lib.add_row(
+            name,
+            f"{r['observable']} [{r['unit']}]",
+            f"{r['initial']:.4g}",
+            f"{r['min']:.4g} ({r['min_day']:.0f})",
+            f"{r['max']:.4g} ({r['max_day']:.0f})",
+            f"{r['final']:.4g}",
+        )
+    console.print(lib)
+    for r in summary["library"]:
+        console.print(f"  {r['model']}: {r['regimen']}", highlight=False)
+    console.print("  * experimental: parameters or structure not fully verified (hemolab show)")
+    console.print("research use only — not for clinical decisions", style="dim")
+    console.print(f"written: {', '.join(summary['files'])}", soft_wrap=True, highlight=False)
+
+
+def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4), dpi=110)
-    ax.plot(days, anc, color="tab:blue", lw=1.8, label="ANC (typical patient)")
+    return plt
+
+
+def _plot_population(result: Any, typical: Any, path: Path) -> Path:
+    plt = _pyplot()
+    days = result.time / 24.0
+    band = result.bands["ANC"]
+    fig, ax = plt.subplots(figsize=(9, 4.5), dpi=110)
+    ax.fill_between(days, band[0.05], band[0.95], color="tab:blue", alpha=0.25, label="90 % band")
+    ax.plot(days, band[0.5], color="tab:blue", lw=1.8, label="median")
+    ax.plot(
+        typical.time[0] / 24.0,
+        typical.variable("ANC")[0],
+        color="black",
+        lw=1.0,
+        ls=":",
+        label="typical patient (BSA 1.8 m²)",
+    )
     for y, label in ((1.5, "grade 2"), (1.0, "grade 3"), (0.5, "grade 4")):
         ax.axhline(y, color="grey", ls="--", lw=0.8)
         ax.text(days[-1], y, f" {label}", va="center", fontsize=8, color="grey")
@@ -127,8 +353,34 @@ def _plot(days: np.ndarray, anc: np.ndarray, path: Path) -> Path:
         ax.axvline(k * 21, color="tab:red", alpha=0.3, lw=1)
     ax.set_xlabel("time (days)")
     ax.set_ylabel("ANC (10⁹/L)")
-    ax.set_title("Docetaxel 100 mg/m² q21d × 4 (Friberg 2002) — research use only")
-    ax.legend(loc="upper right")
+    ax.set_title(
+        f"Docetaxel 100 mg/m² q21d × 4, {result.n} virtual patients (Friberg 2002, Kloft IIV)"
+        " — research use only",
+        fontsize=10,
+    )
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _plot_library(runs: list[dict[str, Any]], path: Path) -> Path:
+    plt = _pyplot()
+    cols = 3
+    rows = -(-len(runs) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(12, 3.0 * rows), dpi=100, squeeze=False)
+    for ax, r in zip(axes.ravel(), runs, strict=False):
+        ax.plot(r["time"], r["values"], color="tab:purple", lw=1.4)
+        if r["log_scale"]:
+            ax.set_yscale("log")
+        ax.set_title(r["model"] + (" (experimental)" if r["experimental"] else ""), fontsize=9)
+        ax.set_xlabel("time (days)", fontsize=8)
+        ax.set_ylabel(f"{r['observable']} [{r['unit']}]", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes.ravel()[len(runs) :]:
+        ax.axis("off")
+    fig.suptitle("hemolab library models under their typical regimens — research use only")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -115,4 +115,5 @@ def typical_run() -> TypicalRun:
         dt=1.0,
         observable="BCR_ABL_pct",
         params={"imatinib": 1.0},
+        log_scale=True,
     )

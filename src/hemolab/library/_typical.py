@@ -29,6 +29,8 @@ class TypicalRun:
         The clinical observable to summarise (nadir, peak, final value).
     params
         Parameter values that differ from the typical ones for this run.
+    log_scale
+        Plot the observable on a log axis (e.g. a BCR-ABL ratio falling by decades).
     """
 
     description: str
@@ -37,3 +39,4 @@ class TypicalRun:
     dt: float
     observable: str
     params: dict[str, float] | None = None
+    log_scale: bool = False

@@ -79,7 +79,8 @@ class Variability:
     def diagonal(cls, variances: Mapping[str, float], source: str = "") -> Variability:
         """Independent etas with the given variances (ω²)."""
         names = tuple(variances)
-        return cls(names, tuple(np.diag([float(variances[n]) for n in names])), source)
+        matrix = np.diag([float(variances[n]) for n in names])
+        return cls(names, tuple(tuple(float(x) for x in row) for row in matrix), source)
 
     @classmethod
     def from_cv(cls, cv_percent: Mapping[str, float], source: str = "") -> Variability:

@@ -74,6 +74,7 @@ class PopulationResult:
     results: Results | None = None
     chunks: int = 0
     n_steps_mean: float = 0.0
+    n_steps_max: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -90,35 +91,58 @@ class PopulationResult:
         m = self.metrics[(self.metrics["variable"] == variable) & (self.metrics["status"] == "ok")]
         if m.empty:
             raise HemolabError(f"no metrics for variable {variable!r}")
-        return float(np.mean(m["min"].to_numpy() < below))
+        return float(np.mean(np.asarray(m["min"], dtype=np.float64) < below))
 
     def summary(self) -> dict[str, Any]:
-        """JSON-ready summary (``hemolab simulate --population --json``)."""
+        """JSON-ready summary: the keys of ``hemolab simulate --json`` plus ``population``.
+
+        Per variable: ``min``/``max`` over every patient and time, and the population's
+        median and 90 % interval of each patient's minimum (``nadir``) and maximum.
+        """
+        from hemolab.results._results import _STATUS_LABELS
+
+        units = self.extra.get("units", {})
         per_var = {}
         for var in self.bands:
             m = self.metrics[(self.metrics["variable"] == var) & (self.metrics["status"] == "ok")]
-            q = np.nanquantile(m["min"], QUANTILES) if len(m) else [np.nan] * 3
+            lo = np.asarray(m["min"], dtype=np.float64)
+            hi = np.asarray(m["max"], dtype=np.float64)
+            unit, kind = units.get(var, (None, "derived"))
             per_var[var] = {
-                "min_median": _f(q[1]),
-                "min_q05": _f(q[0]),
-                "min_q95": _f(q[2]),
-                "max_median": _f(np.nanmedian(m["max"])) if len(m) else None,
+                "unit": unit,
+                "kind": kind,
+                "min": _f(np.nanmin(lo)) if np.isfinite(lo).any() else None,
+                "max": _f(np.nanmax(hi)) if np.isfinite(hi).any() else None,
+                "nadir": _quantiles(lo),
+                "peak": _quantiles(hi),
             }
         return {
             "run_id": self.run_id,
             "scenario": self.scenario,
             "model": self.population.model.name,
-            "n_patients": self.n,
-            "seed": int(self.population.seed),
-            "omega": self.population.describe()["omega"],
+            "model_hash": str(self.extra.get("model_hash", "")),
             "time_unit": self.time_unit,
-            "n_times": int(self.time.size),
-            "status": self.status_counts,
-            "chunks": self.chunks,
-            "steps_mean": self.n_steps_mean,
+            "n_patients": self.n,
+            "n_times": int(self.time.size) * self.n,
+            "status": {label: int(self.status_counts.get(label, 0)) for label in _STATUS_LABELS},
+            "steps": {"mean": self.n_steps_mean, "max": self.n_steps_max},
             "variables": per_var,
-            "out": str(self.out) if self.out else None,
+            "out": str(self.out) if self.out else "",
+            "population": {
+                **self.population.describe(),
+                "chunks": self.chunks,
+                "band_accuracy": self.band_accuracy,
+            },
         }
+
+
+def _quantiles(x: np.ndarray) -> dict[str, float | None]:
+    """Median and 90 % interval of finite ``x`` (None when there is none)."""
+    x = x[np.isfinite(x)]
+    if not x.size:
+        return {"q05": None, "median": None, "q95": None}
+    q = np.quantile(x, QUANTILES)
+    return {"q05": _f(q[0]), "median": _f(q[1]), "q95": _f(q[2])}
 
 
 def _f(x: Any) -> float | None:
@@ -195,6 +219,7 @@ def simulate_population(
     kept: list[Results] = []
     status_counts: dict[str, int] = {}
     steps_total = 0.0
+    steps_max = 0
     times: np.ndarray | None = None
     n_chunks = 0
     meta_extra = {
@@ -221,12 +246,12 @@ def simulate_population(
             if errors:
                 res = _with_residual_error(res, errors, population, start, stop)
             res = replace(res, metadata={**res.metadata, **meta_extra, "hemolab.inputs_hash": ""})
-            t0 = res.time[0]
             if times is None:
-                times = t0.copy()
+                times = np.array(res.time[0], dtype=np.float64)
                 for var in bands_for:
                     res.variable(var)  # raises KeyError naming the variables
                     sketches[var] = BandSketch(times.size, band_accuracy)
+            assert times is not None
             if res.time.shape[1] != times.size or not np.allclose(
                 res.time, times[None, :], equal_nan=True
             ):
@@ -239,6 +264,7 @@ def simulate_population(
             for label in res.status_labels:
                 status_counts[label] = status_counts.get(label, 0) + 1
             steps_total += float(np.sum(res.n_steps))
+            steps_max = max(steps_max, int(np.max(res.n_steps, initial=0)))
             if out_path is not None:
                 _append(writers, tmp_paths, "result", out_path, res.to_arrow(), tag)
                 if res.events is not None and res.events.num_rows:
@@ -282,7 +308,17 @@ def simulate_population(
         results=_concat(kept) if keep else None,
         chunks=n_chunks,
         n_steps_mean=steps_total / population.n,
+        n_steps_max=steps_max,
+        extra={"model_hash": cm.hash, "units": _units(cm.model, bands_for, errors)},
     )
+
+
+def _units(model: Any, variables: Sequence[str], errors: Sequence[ResidualError]) -> dict:
+    """``variable → (unit, kind)`` for the band variables."""
+    info = {s.name: (s.unit, "state") for s in model.states}
+    info |= {o.name: (o.unit, "observable") for o in model.observables}
+    info |= {f"{e.observable}_obs": (info[e.observable][0], "derived") for e in errors}
+    return {v: info.get(v, (None, "derived")) for v in variables}
 
 
 def _append(

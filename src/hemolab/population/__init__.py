@@ -9,7 +9,7 @@ from hemolab.population._distributions import (
     Uniform as Uniform,
 )
 from hemolab.population._omega_file import read_omega as read_omega
-from hemolab.population._population import Population as Population
+from hemolab.population._population import BLOCK as BLOCK, Population as Population
 from hemolab.population._run import (
     PopulationResult as PopulationResult,
     simulate_population as simulate_population,

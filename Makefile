@@ -34,6 +34,7 @@ test-fast: install
 
 bench: install
 	$(BIN)/python bench/run.py all
+	$(BIN)/python bench/population_stream.py
 
 lint: install
 	$(BIN)/ruff check src tests bench

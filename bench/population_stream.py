@@ -277,9 +277,12 @@ def print_table(doc: Result, file: Any) -> None:
     v = doc["verdict"]
     state = {True: "PASS", False: "FAIL", None: "not evaluated (one N)"}[v["passed"]]
     console.print(
-        f"{v['criterion']}: ratio {v['rss_ratio']} -> {state}; "
-        f"growth {doc['rss_growth_mb_per_10k']} MiB per 10k patients; "
-        f"under 2 GiB: {v['under_2gib']}; failed patients: {v['n_failed_total']}"
+        f"bounded memory: {v['criterion']}: ratio {v['rss_ratio']} -> {state}", soft_wrap=True
+    )
+    console.print(
+        f"peak RSS growth {doc['rss_growth_mb_per_10k']} MiB per 10k patients; "
+        f"under 2 GiB: {v['under_2gib']}; failed patients: {v['n_failed_total']}",
+        soft_wrap=True,
     )
 
 

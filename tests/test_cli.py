@@ -310,3 +310,77 @@ def test_demo_json(runner: CliRunner, tmp_path: Path) -> None:
     names = [r["model"] for r in doc["library"]]
     assert names == [n for n in hl.list_models() if not n.startswith("friberg_docetaxel")]
     assert all(r["status"] == "ok" for r in doc["library"])
+
+
+# --- simulate --population --------------------------------------------------------------------
+
+
+def test_show_prints_variability_units_and_experimental_status(runner: CliRunner) -> None:
+    text = " ".join(run(runner, "show", "friberg_docetaxel").stdout.split())
+    assert "covariate BSA [m2], default 1.8" in text
+    assert "observable Cdoc = Cp [umol/L]" in text
+    assert "log-normal IIV, diagonal omega on Circ0, MTT, Slope" in text
+    assert "residual error of ANC: exponential, SD 0.424 on the log scale" in text
+    assert "25.7" in text  # CV % of Circ0: sqrt(exp(0.064) - 1)
+    text = " ".join(run(runner, "show", "colijn_mackey").stdout.split())
+    assert "Experimental" in text and "none published" in text
+
+
+def test_simulate_population_writes_one_long_file(runner: CliRunner, tmp_path: Path) -> None:
+    events = tmp_path / "regimen.csv"
+    events.write_text("ID,TIME,EVID,CMT,AMT,AMT_UNIT,DUR\n1,0,1,A1,100,mg/m2,1\n")
+    out = tmp_path / "pop.parquet"
+    args = ["simulate", "friberg_docetaxel", "--out", out, "--events", events, "--t-end", "10d"]
+    args += ["--dt", "1d", "--population", "40", "--seed", "7", "--param", "BSA=2.0"]
+    doc = validated(
+        run(runner, *args, "--json", "--residual-error", "--chunk-size", "16"), "simulate"
+    )
+    assert doc["n_patients"] == 40 and doc["status"]["ok"] == 40
+    assert doc["population"]["seed"] == 7 and doc["population"]["chunks"] == 3
+    assert doc["variables"]["ANC_obs"]["kind"] == "derived"
+    table = pq.read_table(out)
+    ids = pc.unique(table.column("patient_id")).to_pylist()
+    assert ids == [f"V{i:07d}" for i in range(40)]
+    assert json.loads(pq.read_schema(out).metadata[b"hemolab.seed"]) == 7
+    ev = pq.read_table(out.with_name("pop.events.parquet")).to_pandas()
+    np.testing.assert_allclose(ev["amount"], 200.0)  # 100 mg/m2 × BSA 2.0
+    again = validated(run(runner, *args, "--json", "--residual-error"), "simulate")
+    assert again["variables"]["ANC"] == doc["variables"]["ANC"]  # seeded: same population
+    assert again["variables"]["ANC_obs"] == doc["variables"]["ANC_obs"]
+
+
+def test_simulate_population_with_a_user_omega(runner: CliRunner, tmp_path: Path) -> None:
+    omega = tmp_path / "omega.csv"
+    omega.write_text(",x0\nx0,0.04\n")
+    out = tmp_path / "mg.parquet"
+    doc = validated(
+        run(runner, "simulate", "mackey_glass", "--out", out, "--t-end", "20d", "--dt", "1d",
+            "--population", "8", "--seed", "1", "--omega", omega, "--json"),
+        "simulate",
+    )  # fmt: skip
+    assert doc["population"]["omega"]["parameters"] == ["x0"]
+    x0 = doc["variables"]["x"]
+    assert x0["min"] < 0.5 < x0["max"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--population", "5"], "--population needs --seed"),
+        (["--seed", "3"], "need --population N"),
+        (["--population", "0", "--seed", "1"], "--population must be >= 1"),
+        (["--population", "5", "--seed", "1", "--chunk-size", "0"], "--chunk-size must be >= 1"),
+        (["--population", "5", "--seed", "1", "--omega", "missing.csv"], "does not exist"),
+    ],
+)
+def test_simulate_population_bad_options(runner: CliRunner, tmp_path: Path, extra, message):
+    out = tmp_path / "x.parquet"
+    result = run(runner, "simulate", "friberg_docetaxel", "--out", out, "--t-end", "1d", *extra)
+    assert_bad_input(result, message)
+    assert not out.exists()
+
+
+def test_population_of_a_model_without_published_iiv_refuses(runner: CliRunner, tmp_path):
+    result = run(runner, "simulate", "michor_cml", "--out", tmp_path / "m.parquet", "--t-end",
+                 "10d", "--population", "5", "--seed", "1")  # fmt: skip
+    assert_bad_input(result, "declares no inter-individual variability")

@@ -53,3 +53,31 @@ def test_models_listing_and_show_agree(name: str) -> None:
     info = model_info(hl.get_model(name))
     assert info["name"] == name
     assert [s["name"] for s in info["states"]] == list(hl.get_model(name).state_names)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_steady_state_where_claimed(name: str) -> None:
+    """Models whose initial state is a drug-free steady state stay there, untreated."""
+    entry = _REGISTRY[name]
+    model = hl.get_model(name)
+    horizon = {"h": 24.0 * 60, "d": 60.0}[model.time_unit]
+    res = hl.simulate(model, t_end=horizon, dt=horizon / 6, rtol=1e-10, atol=1e-12, throw=True)
+    states = res.values[0, :, : len(model.states)]
+    # relative drift; amounts that start at zero (drug) may carry atol-sized noise (< 1e-9)
+    drift = np.abs(states - states[:1]) / (np.abs(states[:1]) + 1e-2)
+    if entry.steady_state:
+        assert drift.max() < 1e-7, (name, drift.max())
+    else:  # the models that do not claim it really move (Mackey-Glass, Michor, Colijn-Mackey)
+        assert drift.max() > 1e-3, (name, drift.max())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_typical_regimen_runs(name: str) -> None:
+    """The regimen ``hemolab demo`` runs: a valid dataset, the named observable, finite values."""
+    run = hl.library.typical_run(name)
+    model = hl.get_model(name)
+    assert run.observable in model.observable_names
+    assert len(run.description) > 10
+    res = hl.simulate(model, run.events(), params=run.params, t_end=run.t_end, dt=run.dt)
+    assert res.status_labels == ["ok"]
+    assert np.isfinite(res.variable(run.observable)).all()

@@ -17,8 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from hemolab._errors import HemolabError, HemolabWarning, ModelError
@@ -407,28 +409,70 @@ class _progress:
 
 @app.command()
 def show(model: Annotated[str, typer.Argument(help="Library model name or model file.")]) -> None:
-    """Print a model's equations, parameters, observables and citation."""
+    """Print a model's equations, parameters (units, typical values), variability, observables
+    and citation."""
     try:
         mdl = load_model(model)
     except HemolabError as exc:
         raise _fail(str(exc)) from None
-    console.print(f"[bold]{mdl.name}[/] (time unit {mdl.time_unit})")
+    console.print(f"[bold]{mdl.name}[/] (time unit {mdl.time_unit})", highlight=False, markup=False)
     if mdl.description:
-        console.print(mdl.description)
+        console.print(mdl.description, highlight=False, markup=False)
+    console.print("[bold]equations[/]")
     for name, expr in mdl.assignments.items():
-        console.print(f"  {name} = {expr}")
+        console.print(f"  {name} = {expr}", highlight=False, markup=False, soft_wrap=True)
     for s in mdl.states:
         flag = " (positive)" if s.positive else ""
-        console.print(f"  d{s.name}/dt = {s.ddt}    [{s.unit or '—'}, initial {s.initial}]{flag}")
+        past = f", history {s.history}" if s.history is not None else ""
+        console.print(
+            f"  d{s.name}/dt = {s.ddt}    [{s.unit or '—'}, initial {s.initial}{past}]{flag}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    cv = mdl.variability.cv_percent() if mdl.variability is not None else {}
     table = Table(title="parameters")
-    for col in ("name", "value", "unit", "bounds"):
-        table.add_column(col)
+    for col in ("name", "value", "unit", "IIV (CV %)", "description"):
+        table.add_column(col, overflow="fold")
     for p in mdl.parameters:
-        table.add_row(p.name, f"{p.value:g}", p.unit or "", f"[{p.bounds[0]}, {p.bounds[1]}]")
+        iiv = f"{cv[p.name]:.1f}" if p.name in cv else ""
+        table.add_row(p.name, f"{p.value:g}", escape(p.unit or ""), iiv, escape(p.description))
     console.print(table)
+    for c in mdl.covariates:
+        default = "—" if c.default is None else f"{c.default:g}"
+        console.print(
+            f"  covariate {c.name} [{c.unit or '—'}], default {default}: {c.description}",
+            highlight=False,
+            markup=False,
+        )
     for o in mdl.observables:
-        console.print(f"  observable {o.name} = {o.expr} [{o.unit or '—'}]")
-    console.print(f"citation: {mdl.citation or '—'}")
+        console.print(
+            f"  observable {o.name} = {o.expr} [{o.unit or '—'}]", highlight=False, markup=False
+        )
+    if mdl.variability is not None:
+        v = mdl.variability
+        off = v.matrix - np.diag(np.diag(v.matrix))
+        shape = "correlated" if np.any(off != 0) else "diagonal"
+        console.print(
+            f"variability: log-normal IIV, {shape} omega on {', '.join(v.parameters)} ({v.source})",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    else:
+        console.print(
+            "variability: none published (a population needs --omega FILE)",
+            highlight=False,
+            markup=False,
+        )
+    for e in mdl.residual_error:
+        sd = {"additive": f"SD {e.additive:g}", "proportional": f"CV {100 * e.proportional:g} %",
+              "combined": f"SD {e.additive:g} + CV {100 * e.proportional:g} %",
+              "exponential": f"SD {e.additive:g} on the log scale"}[e.kind]  # fmt: skip
+        console.print(
+            f"residual error of {e.observable}: {e.kind}, {sd}", highlight=False, markup=False
+        )
+    console.print(f"citation: {mdl.citation or '—'}", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()

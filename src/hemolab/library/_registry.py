@@ -28,15 +28,19 @@ __all__ = ["LibraryEntry", "get_model", "list_models", "typical_run"]
 
 @dataclass(frozen=True)
 class LibraryEntry:
-    """A library model: its factory and the regimen ``hemolab demo`` runs it under."""
+    """A library model: its factory, the regimen ``hemolab demo`` runs it under, and whether
+    its initial state is a drug-free steady state (checked by the contract tests)."""
 
     factory: Callable[[], Model]
     typical_run: Callable[[], TypicalRun]
+    steady_state: bool = True
 
 
 _REGISTRY: dict[str, LibraryEntry] = {
     "agoram_darbepoetin": LibraryEntry(_agoram.agoram_darbepoetin, _agoram.typical_run),
-    "colijn_mackey": LibraryEntry(_colijn_mackey.colijn_mackey, _colijn_mackey.typical_run),
+    "colijn_mackey": LibraryEntry(
+        _colijn_mackey.colijn_mackey, _colijn_mackey.typical_run, steady_state=False
+    ),
     "friberg_docetaxel": LibraryEntry(_friberg.friberg_docetaxel, _friberg.typical_run),
     "friberg_docetaxel_kloft2006": LibraryEntry(
         _friberg.friberg_docetaxel_kloft2006, _friberg.typical_run
@@ -47,8 +51,10 @@ _REGISTRY: dict[str, LibraryEntry] = {
     "friberg_platelets": LibraryEntry(
         _friberg_platelets.friberg_platelets, _friberg_platelets.typical_run
     ),
-    "mackey_glass": LibraryEntry(_mackey_glass.mackey_glass, _mackey_glass.typical_run),
-    "michor_cml": LibraryEntry(_michor.michor_cml, _michor.typical_run),
+    "mackey_glass": LibraryEntry(
+        _mackey_glass.mackey_glass, _mackey_glass.typical_run, steady_state=False
+    ),
+    "michor_cml": LibraryEntry(_michor.michor_cml, _michor.typical_run, steady_state=False),
     "romiplostim_wang2010": LibraryEntry(
         _romiplostim.romiplostim_wang2010, _romiplostim.typical_run
     ),

@@ -119,25 +119,27 @@ class Results:
         N, T, V = self.values.shape
         valid = ~np.isnan(self.time)  # (N, T)
         pid_order = np.argsort(np.asarray(self.patient_ids), kind="stable")
-        # order: patient_id, replicate, variable, occasion, time
-        p_idx, v_idx, t_idx = np.meshgrid(pid_order, np.arange(V), np.arange(T), indexing="ij")
+        pid_rank = np.empty(N, dtype=np.int64)
+        pid_rank[pid_order] = np.arange(N)
+        patients = np.lexsort((self.replicate, pid_rank))  # order: patient_id, replicate
+        var_sort = np.argsort(np.asarray(self.variables, dtype=object), kind="stable")
+        # order: patient_id, replicate, variable, occasion, time. Slots are normally already
+        # in (occasion, time) order within a patient, so no sort of the long table is needed.
+        p_idx, v_idx, t_idx = np.meshgrid(patients, var_sort, np.arange(T), indexing="ij")
         p_idx, v_idx, t_idx = p_idx.ravel(), v_idx.ravel(), t_idx.ravel()
         keep = valid[p_idx, t_idx]
         p_idx, v_idx, t_idx = p_idx[keep], v_idx[keep], t_idx[keep]
-        var_names = np.asarray(self.variables, dtype=object)
-        var_sort = np.argsort(var_names, kind="stable")
-        rank = np.empty(V, dtype=np.int64)
-        rank[var_sort] = np.arange(V)
-        times = self.time[p_idx, t_idx]
-        occ = self.occasion[p_idx, t_idx]
-        pid_rank = np.empty(N, dtype=np.int64)
-        pid_rank[pid_order] = np.arange(N)
-        order = np.lexsort((times, occ, rank[v_idx], self.replicate[p_idx], pid_rank[p_idx]))
-        p_idx, v_idx, t_idx = p_idx[order], v_idx[order], t_idx[order]
+        if not _slots_sorted(self.occasion, self.time, valid):
+            rank = np.empty(V, dtype=np.int64)
+            rank[var_sort] = np.arange(V)
+            times = self.time[p_idx, t_idx]
+            occ = self.occasion[p_idx, t_idx]
+            order = np.lexsort((times, occ, rank[v_idx], self.replicate[p_idx], pid_rank[p_idx]))
+            p_idx, v_idx, t_idx = p_idx[order], v_idx[order], t_idx[order]
         n = len(p_idx)
-        status_codes = self.status[p_idx]
         label_index = {s.value: k for k, s in enumerate(s for s in Status if s != Status.RUNNING)}
-        status_idx = np.vectorize(label_index.__getitem__, otypes=[np.int32])(status_codes)
+        per_patient = np.array([label_index[int(c)] for c in self.status], dtype=np.int32)
+        status_idx = per_patient[p_idx] if N else np.zeros(0, dtype=np.int32)
 
         def dict_col(indices: np.ndarray, labels: Sequence[str]) -> pa.Array:
             """Dictionary column of ``labels[indices]`` with a unique dictionary."""
@@ -148,13 +150,19 @@ class Results:
             )
 
         units = [u if u is not None else "" for u in self.units]
+
+        def str_col(indices: np.ndarray, labels: Sequence[str]) -> pa.Array:
+            """Plain string column of ``labels[indices]``, decoded in Arrow (no Python str)."""
+            return pa.DictionaryArray.from_arrays(
+                pa.array(indices, type=pa.int32()), pa.array(list(labels), type=pa.string())
+            ).cast(pa.string())
+
+        zeros = np.zeros(n, dtype=np.int32)
         table = pa.table(
             {
-                "run_id": pa.array(np.full(n, self.run_id, dtype=object), type=pa.string()),
-                "scenario": pa.array(np.full(n, self.scenario, dtype=object), type=pa.string()),
-                "patient_id": pa.array(
-                    np.asarray(self.patient_ids, dtype=object)[p_idx], type=pa.string()
-                ),
+                "run_id": str_col(zeros, [self.run_id]),
+                "scenario": str_col(zeros, [self.scenario]),
+                "patient_id": str_col(p_idx.astype(np.int32), self.patient_ids),
                 "replicate": pa.array(self.replicate[p_idx].astype(np.int32)),
                 "occasion": pa.array(self.occasion[p_idx, t_idx].astype(np.int32)),
                 "time": pa.array(self.time[p_idx, t_idx], type=pa.float64()),
@@ -283,6 +291,18 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     """The hemolab key-value metadata of a result file."""
     meta = pq.read_schema(path).metadata or {}
     return {k.decode(): v.decode() for k, v in meta.items() if k.startswith(b"hemolab.")}
+
+
+def _slots_sorted(occasion: np.ndarray, time: np.ndarray, valid: np.ndarray) -> bool:
+    """Whether each patient's valid output slots come in (occasion, time) order, padding last."""
+    if not np.all(valid[:, :-1] | ~valid[:, 1:]):  # a valid slot after padding
+        return False
+    occ = np.where(valid, occasion, np.iinfo(np.int64).max)
+    t = np.where(valid, time, np.inf)
+    d_occ = np.diff(occ, axis=1)
+    d_t = np.diff(t, axis=1)
+    both = valid[:, 1:]
+    return bool(np.all(~both | (d_occ > 0) | ((d_occ == 0) & (d_t >= 0))))
 
 
 def provenance(**items: Any) -> dict[str, str]:

@@ -29,10 +29,13 @@ def test_python_tour_runs(tmp_path, monkeypatch):
             "BSA": 1.8,
         }
     ).to_csv("regimen.csv", index=False)
+    pd.read_csv("regimen.csv").drop(columns=["BSA"]).to_csv("regimen_per_m2.csv", index=False)
     namespace: dict = {}
     exec(compile(blocks[0], str(README), "exec"), namespace)
     assert (tmp_path / "results.parquet").is_file()
     assert namespace["res"].status_labels == ["ok"]
+    assert namespace["run"].status_counts == {"ok": 500}
+    assert (tmp_path / "population.parquet").is_file()
 
 
 def test_readme_starts_with_the_two_commands():

@@ -81,3 +81,15 @@ def test_typical_regimen_runs(name: str) -> None:
     res = hl.simulate(model, run.events(), params=run.params, t_end=run.t_end, dt=run.dt)
     assert res.status_labels == ["ok"]
     assert np.isfinite(res.variable(run.observable)).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_listed_in_the_library_docs(name: str) -> None:
+    """docs/models.md says what each model's tests check and what is uncertain."""
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "models.md").read_text()
+    assert f"| `{name}` |" in docs
+    experimental = hl.get_model(name).description.lower().startswith("experimental")
+    row = next(line for line in docs.splitlines() if line.startswith(f"| `{name}` |"))
+    assert ("**experimental**" in row) == experimental

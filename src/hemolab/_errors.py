@@ -95,5 +95,15 @@ class UnsupportedError(HemolabError, NotImplementedError):
     """A feature that hemolab does not support (yet); the message says what and where."""
 
 
+class SBMLError(HemolabError):
+    """An SBML or Antimony document that cannot be read: the message names the element (id)
+    and, where libsbml gives one, the line."""
+
+
+class UnsupportedSBMLError(UnsupportedError):
+    """A valid SBML construct that hemolab does not simulate (algebraic rules, fast reactions,
+    packages...): the message names the element; never a silently wrong simulation."""
+
+
 class HemolabWarning(UserWarning):
     """Base class of hemolab's warnings (dataset ties, defaults applied, ...)."""

@@ -491,6 +491,11 @@ def demo(
         print(json.dumps(summary, indent=2))
 
 
+from hemolab.cli._sbml_suite import sbml_suite  # noqa: E402  (it imports this module lazily)
+
+app.command(name="sbml-suite")(sbml_suite)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

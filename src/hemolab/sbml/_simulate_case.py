@@ -40,7 +40,8 @@ def simulate_case(case: Any) -> pd.DataFrame:
     model = imp.model.replace(observables=tuple(imp.model.observables) + tuple(extra))
     times = np.asarray(settings.times, dtype=np.float64)
     res = simulate(model, grid=times, rtol=RTOL, atol=ATOL, max_steps=1_000_000, throw=True)
-    out = {"time": res.time[0]}
-    for k, v in enumerate(settings.variables):
-        out[v] = res.variable(f"case_out_{k}__")[0]
-    return pd.DataFrame(out)
+    # positional columns: a variable may itself be called "time" (case 01820)
+    values = [res.variable(f"case_out_{k}__")[0] for k in range(len(settings.variables))]
+    return pd.DataFrame(
+        np.column_stack([res.time[0], *values]), columns=["time", *settings.variables]
+    )

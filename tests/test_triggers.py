@@ -98,3 +98,46 @@ def test_repeated_firing_counts_every_upward_crossing():
 def test_invalid_triggers_are_rejected_with_the_element_named(production_model, trigger, match):
     with pytest.raises(hl.ModelError, match=match):
         hl.simulate(production_model, t_end=1.0, triggers=[trigger])
+
+
+def _decay_with_trigger(**kw) -> hl.Model:
+    return hl.Model(
+        "decay_trig",
+        time_unit="d",
+        states=[hl.State("x", "-k*x", initial=1.0)],
+        parameters=[hl.Parameter("k", 0.1)],
+        **kw,
+    )
+
+
+def test_sympy_conditions_and_model_level_triggers():
+    """A compound sympy condition (SBML-style) fires at the exact crossing; triggers declared
+    on the model apply in every simulation."""
+    import sympy as sp
+
+    x, t = sp.Symbol("x", real=True), sp.Symbol("t", real=True)
+    from hemolab.model._expr import TIME
+
+    cond = sp.And(x < 0.5, TIME > 1)
+    m = _decay_with_trigger(triggers=[hl.Trigger(cond, {"x": 1.0}, name="reset")])
+    res = hl.simulate(m, t_end=10.0, dt=1.0, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(res.trigger_first_time[0, 0], 10 * np.log(2), rtol=1e-9)
+    assert res.trigger_names == ("reset",)
+    with pytest.raises(hl.UnknownSymbolError, match="undeclared"):
+        _decay_with_trigger(triggers=[hl.Trigger(sp.Symbol("nope", real=True) > 1, {"x": 1.0})])
+    del t
+
+
+def test_initial_value_false_fires_at_the_start():
+    """SBML initialValue: a condition true at t0 fires at t0 only when initial_value=False."""
+    import sympy as sp
+
+    x = sp.Symbol("x", real=True)
+    for initial_value, fired in ((True, 0), (False, 1)):
+        m = _decay_with_trigger(
+            triggers=[hl.Trigger(x > 0.5, {"x": 2.0}, initial_value=initial_value)]
+        )
+        res = hl.simulate(m, grid=[0.0, 1.0], rtol=1e-10, atol=1e-12)
+        assert res.trigger_count[0, 0] == fired
+        expected = 2.0 if fired else 1.0
+        np.testing.assert_allclose(res.variable("x")[0], expected * np.exp(-0.1 * np.array([0, 1])))

@@ -224,6 +224,7 @@ def simulate(
             first = np.repeat(first, schedule.n_subjects)
         t0 = np.fmin(schedule.start_time, first)
     compiled_triggers = None
+    triggers = tuple(mdl.triggers) + tuple(triggers)
     if triggers:
         from hemolab.compile._triggers import compile_triggers
         from hemolab.events._trigger import parse_triggers

@@ -35,6 +35,8 @@ def model_hash(model: Model) -> str:
         "observables": [repr(o) for o in model.observables],
         "blood": repr(model.blood),
     }
+    if model.triggers:  # part of what is solved (kept out otherwise: stable hashes)
+        desc["triggers"] = [repr(t) for t in model.triggers]
     return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:16]
 
 

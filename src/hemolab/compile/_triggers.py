@@ -23,6 +23,7 @@ class CompiledTriggers:
     g: Callable[..., Any]
     actions: tuple[Callable[..., Any], ...]
     key: str
+    initial_value: tuple[bool, ...] = ()
 
     @property
     def n(self) -> int:
@@ -53,8 +54,14 @@ def compile_triggers(cm: CompiledModel, parsed: tuple[Any, ...]) -> CompiledTrig
         fname = f"trigger_action{k}"
         _, ns_k = generate_function(fname, outs, **common)  # type: ignore[arg-type]
         actions.append(ns_k[fname])
-    key = repr([(p.name, str(p.g), [(n, str(e)) for n, e in p.assign]) for p in parsed])
+    key = repr(
+        [(p.name, str(p.g), [(n, str(e)) for n, e in p.assign], p.initial_value) for p in parsed]
+    )
     g: Callable[..., Any] = ns["trigger_g"]  # type: ignore[assignment]
     return CompiledTriggers(
-        names=tuple(p.name for p in parsed), g=g, actions=tuple(actions), key=key
+        names=tuple(p.name for p in parsed),
+        g=g,
+        actions=tuple(actions),
+        key=key,
+        initial_value=tuple(p.initial_value for p in parsed),
     )

@@ -33,12 +33,17 @@ class Trigger:
     ----------
     when
         A comparison ``lhs < rhs`` (or ``<=``, ``>``, ``>=``) of states, observables,
-        assignments, parameters, covariates and ``t``.
+        assignments, parameters, covariates and ``t``; or a sympy condition (a relation, or
+        ``And``/``Or``/``Not`` of relations, as SBML triggers are).
     assign
         ``name → expression``: parameters, covariates or states to change when it fires
         (right-hand sides are evaluated with the values just before the change).
     name
         Label used in results (default ``trigger<k>``).
+    initial_value
+        Whether the condition counts as true just before the start (SBML ``initialValue``):
+        with ``True`` (the default) a condition that already holds at the start fires only
+        after it turned false and true again; with ``False`` it fires at the start.
 
     Examples
     --------
@@ -46,9 +51,10 @@ class Trigger:
     Trigger(when='ANC < 0.5', assign={'hold': 1}, name='')
     """
 
-    when: str
-    assign: Mapping[str, str | float | int] = field(default_factory=dict)
+    when: str | sp.Basic
+    assign: Mapping[str, str | float | int | sp.Basic] = field(default_factory=dict)
     name: str = ""
+    initial_value: bool = True
 
 
 @dataclass(frozen=True)
@@ -56,30 +62,47 @@ class ParsedTrigger:
     name: str
     g: sp.Expr  # > 0 exactly when the condition holds
     assign: tuple[tuple[str, sp.Expr], ...]
+    initial_value: bool = True
 
 
 def parse_trigger(trigger: Trigger, model: Model, index: int) -> ParsedTrigger:
     """Validate a trigger against a model: names, comparison, assignable targets."""
     name = trigger.name or f"trigger{index}"
     where = f"trigger {name!r}"
-    if not isinstance(trigger.when, str):
-        raise ModelError(f"{where}: `when` must be a comparison string, got {trigger.when!r}")
-    m = _REL.match(trigger.when.strip())
-    if m is None or any(c in m.group("rhs") for c in "<>"):
-        raise ModelError(
-            f"{where}: `when` must be one comparison such as 'ANC < 0.5', got {trigger.when!r}"
-        )
     states = model.state_names
-    lhs = parse_expression(m.group("lhs"), state_names=states, where=where)
-    rhs = parse_expression(m.group("rhs"), state_names=states, where=where)
     known = set(states) | set(model.inputs) | set(model.assignments) | set(model.observable_names)
-    for expr in (lhs, rhs):
-        unknown = sorted(symbol_names(expr) - known)
+    if isinstance(trigger.when, sp.Basic):
+        cond = trigger.when
+        unknown = sorted(symbol_names(cond) - known)
         if unknown:
             raise UnknownSymbolError(
                 f"{where}: condition uses undeclared name(s) {unknown}; usable: {sorted(known)}"
             )
-    g = rhs - lhs if m.group("op") in ("<", "<=") else lhs - rhs
+        if isinstance(cond, sp.StrictLessThan | sp.LessThan):
+            g = cond.rhs - cond.lhs  # type: ignore[attr-defined]
+        elif isinstance(cond, sp.StrictGreaterThan | sp.GreaterThan):
+            g = cond.lhs - cond.rhs  # type: ignore[attr-defined]
+        elif isinstance(cond, sp.logic.boolalg.Boolean):
+            g = sp.Piecewise((sp.Integer(1), cond), (sp.Integer(-1), True))
+        else:
+            raise ModelError(f"{where}: `when` must be a condition, got {cond!r}")
+    elif not isinstance(trigger.when, str):
+        raise ModelError(f"{where}: `when` must be a comparison string, got {trigger.when!r}")
+    else:
+        m = _REL.match(trigger.when.strip())
+        if m is None or any(c in m.group("rhs") for c in "<>"):
+            raise ModelError(
+                f"{where}: `when` must be one comparison such as 'ANC < 0.5', got {trigger.when!r}"
+            )
+        lhs = parse_expression(m.group("lhs"), state_names=states, where=where)
+        rhs = parse_expression(m.group("rhs"), state_names=states, where=where)
+        for expr in (lhs, rhs):
+            unknown = sorted(symbol_names(expr) - known)
+            if unknown:
+                raise UnknownSymbolError(
+                    f"{where}: condition uses undeclared name(s) {unknown}; usable: {sorted(known)}"
+                )
+        g = rhs - lhs if m.group("op") in ("<", "<=") else lhs - rhs
     if not trigger.assign:
         raise ModelError(f"{where}: `assign` is empty; a trigger must change something")
     targets = set(states) | set(model.inputs)
@@ -95,7 +118,9 @@ def parse_trigger(trigger: Trigger, model: Model, index: int) -> ParsedTrigger:
         if unknown:
             raise UnknownSymbolError(f"{where}: assign {target!r} uses undeclared {unknown}")
         assign.append((target, expr))
-    return ParsedTrigger(name=name, g=g, assign=tuple(assign))
+    return ParsedTrigger(
+        name=name, g=g, assign=tuple(assign), initial_value=bool(trigger.initial_value)
+    )
 
 
 def parse_triggers(triggers: Sequence[Trigger], model: Model) -> tuple[ParsedTrigger, ...]:

@@ -187,6 +187,9 @@ class Model:
     variability, residual_error
         The published inter-individual variability (:class:`Variability`) that virtual
         populations use by default, and residual error models of observables.
+    triggers
+        State-triggered events that belong to the model (:class:`~hemolab.Trigger`; SBML
+        events): applied in every simulation, before the triggers a call adds.
 
     Raises
     ------
@@ -219,9 +222,17 @@ class Model:
     description: str = ""
     variability: Variability | None = None
     residual_error: Sequence[ResidualError] = ()
+    triggers: Sequence[Any] = ()
 
     def __post_init__(self) -> None:
-        for attr in ("states", "parameters", "covariates", "observables", "residual_error"):
+        for attr in (
+            "states",
+            "parameters",
+            "covariates",
+            "observables",
+            "residual_error",
+            "triggers",
+        ):
             object.__setattr__(self, attr, tuple(getattr(self, attr)))
         object.__setattr__(self, "assignments", dict(self.assignments))
         _validate(self)
@@ -233,6 +244,10 @@ class Model:
             self.residual_error,
             {p.name: p.bounds for p in self.parameters},
         )
+        if self.triggers:
+            from hemolab.events._trigger import parse_triggers
+
+            parse_triggers(list(self.triggers), self)  # names, conditions, targets
 
     # -- names -------------------------------------------------------------------------------
     @property

@@ -146,6 +146,10 @@ def make_chunk_solver(
     K = triggers.n if triggers is not None else 0
     g_b = jax.vmap(triggers.g) if triggers is not None else None
     act_b = [jax.vmap(a) for a in triggers.actions] if triggers is not None else []
+    initially_true = jnp.asarray(
+        triggers.initial_value if triggers is not None and triggers.initial_value else (True,) * K,
+        dtype=bool,
+    )
     history = History.for_model(cm, size=history_size, stepper=stepper) if cm.has_delays else None
 
     def to_y(u: jax.Array) -> jax.Array:
@@ -275,13 +279,19 @@ def make_chunk_solver(
                 xk=to_y(u0)[:, lin_idx],  # linear states at their anchor time
                 tk=t0,
                 on=jnp.ones((C, n), dtype=bool),  # compartments not turned off (negative CMT)
-                g_prev=gfun(
-                    hist0,
-                    t0,
-                    u0,
-                    p,
-                    jnp.zeros((C, n)),
-                    (to_y(u0)[:, lin_idx], t0, jnp.ones((C, n), dtype=bool)),
+                # a condition true at the start fires there unless it counts as already true
+                # before the start (Trigger.initial_value, SBML's initialValue)
+                g_prev=jnp.where(
+                    initially_true[None, :],
+                    gfun(
+                        hist0,
+                        t0,
+                        u0,
+                        p,
+                        jnp.zeros((C, n)),
+                        (to_y(u0)[:, lin_idx], t0, jnp.ones((C, n), dtype=bool)),
+                    ),
+                    -1.0,
                 ),
                 n_fired=jnp.zeros((C, K), dtype=jnp.int32),
                 first_fired=jnp.full((C, K), jnp.nan),

@@ -45,7 +45,6 @@ def test_two_programs_share_one_compilation(run):
     first = build_tape([x * y + 1], [x, y, z]).padded(64, 8, 96)
     second = build_tape([sp.exp(z) - x, y**3, sp.Piecewise((x, z < 0), (y, True))], [x, y, z])
     second_in_first_shape = second.padded(64, 8, 96)
-    before = run._cache_size()
     run(
         first.ops,
         first.length,
@@ -55,8 +54,8 @@ def test_two_programs_share_one_compilation(run):
         96,
     )
     after_first = run._cache_size()
-    out = run(second_in_first_shape.ops, second_in_first_shape.length, second_in_first_shape.constants,
-              second_in_first_shape.outputs, jnp.array([1.0, 2.0, -3.0]), 96)  # fmt: skip
+    s2 = second_in_first_shape
+    out = run(s2.ops, s2.length, s2.constants, s2.outputs, jnp.array([1.0, 2.0, -3.0]), 96)
     assert run._cache_size() == after_first  # the second program reused the compilation
     np.testing.assert_allclose(np.asarray(out), [np.exp(-3.0) - 1.0, 8.0, 1.0], rtol=1e-14)
 

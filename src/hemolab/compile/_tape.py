@@ -188,11 +188,8 @@ def build_tape(outputs: Sequence[Any], inputs: Sequence[Any]) -> Tape:
         if isinstance(e, sp.Piecewise):
             # last piece first: select(cond_k, value_k, rest)
             r = const_reg(float("nan"))
-            for value, cond in reversed(e.args):
-                if cond == sp.true:
-                    r = reg(value)
-                else:
-                    r = emit("select", reg(cond), reg(value), r)
+            for value, cond in reversed(list(e.args)):  # type: ignore[arg-type]
+                r = reg(value) if cond == sp.true else emit("select", reg(cond), reg(value), r)
             return r
         raise UnsupportedError(f"cannot put {e.func.__name__} ({e}) on an instruction tape")
 

@@ -200,10 +200,19 @@ class _Builder:
         for i in range(m.getNumInitialAssignments()):
             ia = m.getInitialAssignment(i)
             self.initial_assignments[ia.getSymbol()] = ia
-        if m.getNumEvents():
-            raise UnsupportedSBMLError(
-                f"{self.label}: events ({m.getEvent(0).getId() or 'event 1'}) are not supported yet"
-            )
+        for i in range(m.getNumEvents()):
+            ev = m.getEvent(i)
+            name = ev.getId() or f"event {i + 1}"
+            if ev.isSetDelay():
+                raise UnsupportedSBMLError(
+                    f"{self.label}: event {name!r} has a delay; delayed events are not "
+                    "supported yet"
+                )
+            if ev.isSetPriority() and m.getNumEvents() > 1:
+                raise UnsupportedSBMLError(
+                    f"{self.label}: event {name!r} has a priority; event priorities are not "
+                    "supported yet"
+                )
         for i in range(m.getNumReactions()):
             rx = m.getReaction(i)
             if rx.isSetFast() and rx.getFast():
@@ -334,6 +343,7 @@ class _Builder:
             if name in state_names or name in assignments:
                 continue  # the state is reported under its id already
             observables.append(Observable(name, self.symbols[sid]))
+        triggers = self._events()
         model = Model(
             self.m.getId() or "sbml_model",
             time_unit="s",
@@ -342,8 +352,49 @@ class _Builder:
             assignments=assignments,
             observables=observables,
             description=f"Imported from SBML ({self.label}).",
+            triggers=triggers,
         )
         return SBMLImport(model, dict(self.variables), self.label, dict(self.symbols))
+
+    def _events(self) -> list[Any]:
+        """SBML events (without delays) as hemolab triggers on the model."""
+        from hemolab.events._trigger import Trigger
+
+        out = []
+        for i in range(self.m.getNumEvents()):
+            ev = self.m.getEvent(i)
+            name = ev.getId() or f"event{i + 1}"
+            where = f"event {name!r}"
+            trig = ev.getTrigger()
+            if trig is None or not trig.isSetMath():
+                raise SBMLError(f"{self.label}: {where} has no trigger")
+            cond = self.math(trig.getMath(), f"trigger of {where}")
+            if not isinstance(cond, sp.logic.boolalg.Boolean) and not getattr(
+                cond, "is_Relational", False
+            ):
+                cond = sp.Ne(cond, 0)
+            if cond in (sp.true, sp.false):
+                cond = sp.Eq(TIME, TIME) if cond == sp.true else sp.Lt(TIME, TIME)
+            initial_value = bool(trig.getInitialValue()) if trig.isSetInitialValue() else True
+            assign: dict[str, Any] = {}
+            for j in range(ev.getNumEventAssignments()):
+                ea = ev.getEventAssignment(j)
+                target = ea.getVariable()
+                var = self._var(target, f"assignment of {where}")
+                if var.role == "assignment":
+                    raise SBMLError(
+                        f"{self.label}: {where} assigns {target!r}, which an assignment rule sets"
+                    )
+                value = self.math(ea.getMath(), f"assignment of {target!r} in {where}")
+                if var.kind == "species" and not var.has_only_substance_units:
+                    value = value * self.symbols[var.compartment or ""]
+                assign[var.name] = value
+            if not assign:
+                continue  # an event that changes nothing
+            out.append(
+                Trigger(cond, assign, name=_trigger_name(name, i), initial_value=initial_value)
+            )
+        return out
 
     def _order(self, name: str) -> tuple[int, str]:
         return (0, name)
@@ -483,6 +534,10 @@ class _Builder:
         raise SBMLError(
             f"{self.label}: species {var.sbml_id!r} has no initial amount or concentration"
         )
+
+
+def _trigger_name(name: str, index: int) -> str:
+    return name if name.isidentifier() else f"event{index + 1}"
 
 
 def _constant(el: Any) -> bool:

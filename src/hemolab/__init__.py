@@ -12,11 +12,13 @@ from hemolab._errors import (
     HemolabWarning as HemolabWarning,
     MissingParameterError as MissingParameterError,
     ModelError as ModelError,
+    SBMLError as SBMLError,
     ScheduleError as ScheduleError,
     SolveError as SolveError,
     UnitError as UnitError,
     UnknownSymbolError as UnknownSymbolError,
     UnsupportedError as UnsupportedError,
+    UnsupportedSBMLError as UnsupportedSBMLError,
 )
 from hemolab._simulate import simulate as simulate
 from hemolab.compile import CompiledModel as CompiledModel, compile_model as compile_model
@@ -39,6 +41,7 @@ from hemolab.population import (
     simulate_population as simulate_population,
 )
 from hemolab.results import Results as Results, read_metadata as read_metadata
+from hemolab.sbml import read_antimony as read_antimony, read_sbml as read_sbml
 from hemolab.solve import Status as Status
 
 __version__ = "0.1.0"
@@ -61,6 +64,7 @@ __all__ = [
     "PopulationResult",
     "ResidualError",
     "Results",
+    "SBMLError",
     "ScheduleError",
     "SolveError",
     "State",
@@ -69,13 +73,16 @@ __all__ = [
     "UnitError",
     "UnknownSymbolError",
     "UnsupportedError",
+    "UnsupportedSBMLError",
     "Variability",
     "__version__",
     "compile_model",
     "get_model",
     "list_models",
+    "read_antimony",
     "read_metadata",
     "read_omega",
+    "read_sbml",
     "simulate",
     "simulate_population",
 ]

@@ -149,6 +149,11 @@ def generate_function(
         pi=mod.pi,
         e=mod.e,
     )
+    if backend == "jax":
+        from jax.scipy.special import gamma
+    else:
+        from scipy.special import gamma
+    namespace["gamma"] = gamma  # SBML factorial(n) = gamma(n + 1)
     namespace["t"] = TIME  # overwritten by the argument; keeps linters of the source honest
     code = compile(source, f"<hemolab:{name}>", "exec")
     exec(code, namespace)

@@ -1,1 +1,9 @@
 """SBML and Antimony: import into hemolab models, export, and the SBML Test Suite runner."""
+
+from hemolab.sbml._import import (
+    SBMLImport as SBMLImport,
+    import_antimony as import_antimony,
+    import_sbml as import_sbml,
+    read_antimony as read_antimony,
+    read_sbml as read_sbml,
+)

@@ -151,6 +151,7 @@ class _Builder:
         self.rate_rules: dict[str, Any] = {}
         self.assignment_rules: dict[str, Any] = {}
         self.initial_assignments: dict[str, Any] = {}
+        self.local_parameters: list[Parameter] = []
 
     # -- helpers ---------------------------------------------------------------------------
     def safe(self, sbml_id: str) -> str:
@@ -287,12 +288,13 @@ class _Builder:
             if law is None or not law.isSetMath():
                 continue
             local = dict(self.symbols)
-            for j in range(law.getNumParameters()):
-                lp = law.getParameter(j)
-                local[lp.getId()] = sp.Float(lp.getValue())
-            for j in range(law.getNumLocalParameters()):
-                lp = law.getLocalParameter(j)
-                local[lp.getId()] = sp.Float(lp.getValue())
+            locals_ = [law.getParameter(j) for j in range(law.getNumParameters())]
+            locals_ += [law.getLocalParameter(j) for j in range(law.getNumLocalParameters())]
+            for lp in locals_:
+                # a hemolab parameter <reaction>__<id>: changeable, and kept out of the code
+                lname = f"{self.safe(rx.getId() or f'reaction{i + 1}')}__{lp.getId()}"
+                self.local_parameters.append(Parameter(lname, float(lp.getValue())))
+                local[lp.getId()] = sp.Symbol(lname, real=True)
             saved, self.symbols = self.symbols, local
             try:
                 rate = self.math(law.getMath(), f"kinetic law of reaction {rx.getId()!r}")
@@ -320,6 +322,7 @@ class _Builder:
                     ddt[var.name] = ddt[var.name] + sign * stoich * rate * conversion.get(sp_id, 1)
         # 4. initial values, resolved to expressions of the parameters
         parameters, initial = self._initial_values(assignments)
+        parameters += self.local_parameters
         # 5. the model
         delayed_states = {
             d.args[0].name  # type: ignore[attr-defined]
@@ -483,6 +486,8 @@ class _Builder:
                     value = value * self.symbols[var.compartment or ""]
             else:
                 value = self._declared_value(var, el)
+                if var.role == "state" and var.kind != "speciesReference":
+                    value = self._lift_initial(sid, var, el, value, parameters)
             if var.role == "parameter":
                 number = _number(value)
                 if number is None or number != number:
@@ -514,6 +519,26 @@ class _Builder:
                 )
             resolved[name] = e
         return parameters, resolved
+
+    def _lift_initial(
+        self, sid: str, var: SBMLVariable, el: Any, value: Any, parameters: list[Parameter]
+    ) -> Any:
+        """A declared initial value as a parameter ``<id>__initial`` (the declared quantity:
+        a concentration for ``initialConcentration``), so that it can be changed without
+        regenerating code, and models differing only in it share their compilation."""
+        number = _number(value)
+        comp = self.symbols.get(var.compartment or "", sp.Integer(1))
+        conc = var.kind == "species" and not el.isSetInitialAmount()
+        if conc:
+            number = _number(value / comp) if _number(comp) is None else None
+            if number is None:
+                number = float(el.getInitialConcentration())
+        if number is None or number != number:
+            return value
+        name = f"{self.safe(sid)}__initial"
+        parameters.append(Parameter(name, number))
+        sym = sp.Symbol(name, real=True)
+        return sym * comp if conc else sym
 
     def _declared_value(self, var: SBMLVariable, el: Any) -> Any:
         if var.kind == "compartment":
@@ -570,3 +595,33 @@ def _number(e: Any) -> float | None:
         return float(e)
     except (TypeError, ValueError):
         return None
+
+
+def read_antimony(source: str | os.PathLike[str]) -> Model:
+    """A hemolab model from Antimony text or an ``.ant`` file (converted to SBML by the
+    ``antimony`` package, then read by :func:`read_sbml`)."""
+    return import_antimony(source).model
+
+
+def import_antimony(source: str | os.PathLike[str]) -> SBMLImport:
+    """Like :func:`read_antimony`, with the map from ids to the model's variables."""
+    import antimony
+
+    text = str(source)
+    path = Path(text) if "\n" not in text and len(text) < 4096 else None
+    if path is not None and path.suffix in (".ant", ".txt", ".antimony") and path.is_file():
+        label, text = str(path), path.read_text()
+    elif path is not None and path.suffix in (".ant", ".antimony") and not path.is_file():
+        raise SBMLError(f"Antimony file {text!r} does not exist")
+    else:
+        label = "Antimony string"
+    antimony.clearPreviousLoads()
+    if antimony.loadAntimonyString(text) < 0:
+        message = (antimony.getLastError() or "cannot parse").strip()
+        raise SBMLError(f"{label}: {message}")
+    module = antimony.getMainModuleName()
+    sbml = antimony.getSBMLString(module)
+    if not sbml:
+        raise SBMLError(f"{label}: Antimony produced no SBML ({antimony.getLastError()})")
+    doc, _ = _read_document(sbml)
+    return _Builder(doc.getModel(), label).build()

@@ -49,6 +49,16 @@ def load_model(spec: str) -> Any:
     if spec in list_models():
         return get_model(spec)
     path = Path(spec)
+    if path.suffix.lower() in (".xml", ".sbml"):
+        from hemolab.sbml import read_sbml
+
+        return read_sbml(path)
+    if path.suffix.lower() in (".ant", ".antimony"):
+        from hemolab.sbml import read_antimony
+
+        if not path.is_file():
+            raise ModelError(f"model file {spec!r} does not exist")
+        return read_antimony(path)
     if path.suffix == ".py":
         if not path.is_file():
             raise ModelError(f"model file {spec!r} does not exist")
@@ -64,7 +74,7 @@ def load_model(spec: str) -> Any:
         return model
     raise ModelError(
         f"{spec!r} is neither a library model ({', '.join(list_models())}) nor a model file "
-        "(.py defining `model`)"
+        "(.py defining `model`, .xml/.sbml SBML, .ant Antimony)"
     )
 
 
@@ -132,6 +142,8 @@ def _parse_params(items: list[str], model: Any) -> dict[str, float]:
     for item in items:
         name, sep, value = item.partition("=")
         name = name.strip()
+        if name not in bounds and f"{name}__initial" in bounds:
+            name = f"{name}__initial"  # an SBML species' (or varying quantity's) initial value
         if not sep or not name:
             raise HemolabError(f"--param expects NAME=VALUE, got {item!r}")
         try:

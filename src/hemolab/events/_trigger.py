@@ -78,9 +78,11 @@ def parse_trigger(trigger: Trigger, model: Model, index: int) -> ParsedTrigger:
             raise UnknownSymbolError(
                 f"{where}: condition uses undeclared name(s) {unknown}; usable: {sorted(known)}"
             )
-        if isinstance(cond, sp.StrictLessThan | sp.LessThan):
+        # strict relations: the signed distance (g > 0 exactly when true); non-strict ones
+        # and compound conditions: +1/-1, so that equality counts as true (SBML's t >= 0)
+        if isinstance(cond, sp.StrictLessThan):
             g = cond.rhs - cond.lhs  # type: ignore[attr-defined]
-        elif isinstance(cond, sp.StrictGreaterThan | sp.GreaterThan):
+        elif isinstance(cond, sp.StrictGreaterThan):
             g = cond.lhs - cond.rhs  # type: ignore[attr-defined]
         elif isinstance(cond, sp.logic.boolalg.Boolean):
             g = sp.Piecewise((sp.Integer(1), cond), (sp.Integer(-1), True))

@@ -187,6 +187,9 @@ class Model:
     variability, residual_error
         The published inter-individual variability (:class:`Variability`) that virtual
         populations use by default, and residual error models of observables.
+    check_units
+        Check the dimensions of every equation (default). Imported models whose units are
+        their format's business (SBML: libsbml's unit checks) set it to False.
     triggers
         State-triggered events that belong to the model (:class:`~hemolab.Trigger`; SBML
         events): applied in every simulation, before the triggers a call adds.
@@ -223,6 +226,7 @@ class Model:
     variability: Variability | None = None
     residual_error: Sequence[ResidualError] = ()
     triggers: Sequence[Any] = ()
+    check_units: bool = True
 
     def __post_init__(self) -> None:
         for attr in (
@@ -548,6 +552,8 @@ def _validate(m: Model) -> None:
                     )
 
     # units: parse every declared unit, then check each right-hand side's dimension
+    if not m.check_units:
+        return
     units: dict[str, Any] = {"t": parse_unit(m.time_unit)}
     for kind, items in groups[:3]:
         for item in items:

@@ -167,8 +167,22 @@ class _Builder:
         return to_sympy(ast, ctx)
 
     def delay(self, expr: Any, tau: Any) -> Any:
-        """``delay(expr, tau)``: every state in ``expr`` read at ``t - tau``."""
-        expanded = self.expand_assignments(expr)
+        """``delay(expr, tau)``, resolved once every assignment rule is known (``resolve``)."""
+        return _PendingDelay(expr, tau)
+
+    def resolve(self, expr: Any) -> Any:
+        """``expr`` with every pending ``delay`` replaced by delayed states."""
+        for _ in range(50):
+            pending = [d for d in expr.atoms(_PendingDelay) if not d.args[0].atoms(_PendingDelay)]
+            if not pending:
+                return expr
+            expr = expr.xreplace({d: self.delay_now(*d.args) for d in pending})
+        raise SBMLError(f"{self.label}: delays nested too deeply")
+
+    def delay_now(self, expr: Any, tau: Any) -> Any:
+        """``delay(expr, tau)``: every state in ``expr`` read at ``t - tau``; assignment rules
+        expanded first, so a delayed rule of time is exact (``sin(10·(t − τ))``)."""
+        expanded = self.resolve(self.expand_assignments(expr))
         if TIME in tau.free_symbols:
             raise UnsupportedSBMLError(f"{self.label}: a delay that depends on time: {tau}")
         states = {s for s in expanded.free_symbols if s.name in self.state_names}  # type: ignore[attr-defined]
@@ -288,9 +302,11 @@ class _Builder:
             if law is None or not law.isSetMath():
                 continue
             local = dict(self.symbols)
-            locals_ = [law.getParameter(j) for j in range(law.getNumParameters())]
-            locals_ += [law.getLocalParameter(j) for j in range(law.getNumLocalParameters())]
-            for lp in locals_:
+            locals_ = {law.getParameter(j).getId(): law.getParameter(j)
+                       for j in range(law.getNumParameters())}  # fmt: skip
+            for j in range(law.getNumLocalParameters()):
+                locals_[law.getLocalParameter(j).getId()] = law.getLocalParameter(j)
+            for lp in locals_.values():
                 # a hemolab parameter <reaction>__<id>: changeable, and kept out of the code
                 lname = f"{self.safe(rx.getId() or f'reaction{i + 1}')}__{lp.getId()}"
                 self.local_parameters.append(Parameter(lname, float(lp.getValue())))
@@ -320,6 +336,9 @@ class _Builder:
                         continue
                     stoich = self._stoichiometry(sr, rx)
                     ddt[var.name] = ddt[var.name] + sign * stoich * rate * conversion.get(sp_id, 1)
+        assignments = {k: self.resolve(v) for k, v in assignments.items()}
+        self.assign_exprs = dict(assignments)
+        ddt = {k: self.resolve(v) for k, v in ddt.items()}
         # 4. initial values, resolved to expressions of the parameters
         parameters, initial = self._initial_values(assignments)
         parameters += self.local_parameters
@@ -356,6 +375,7 @@ class _Builder:
             observables=observables,
             description=f"Imported from SBML ({self.label}).",
             triggers=triggers,
+            check_units=False,  # SBML units are checked (or not) by libsbml
         )
         return SBMLImport(model, dict(self.variables), self.label, dict(self.symbols))
 
@@ -371,7 +391,7 @@ class _Builder:
             trig = ev.getTrigger()
             if trig is None or not trig.isSetMath():
                 raise SBMLError(f"{self.label}: {where} has no trigger")
-            cond = self.math(trig.getMath(), f"trigger of {where}")
+            cond = self.resolve(self.math(trig.getMath(), f"trigger of {where}"))
             if not isinstance(cond, sp.logic.boolalg.Boolean) and not getattr(
                 cond, "is_Relational", False
             ):
@@ -388,7 +408,9 @@ class _Builder:
                     raise SBMLError(
                         f"{self.label}: {where} assigns {target!r}, which an assignment rule sets"
                     )
-                value = self.math(ea.getMath(), f"assignment of {target!r} in {where}")
+                value = self.resolve(
+                    self.math(ea.getMath(), f"assignment of {target!r} in {where}")
+                )
                 if var.kind == "species" and not var.has_only_substance_units:
                     value = value * self.symbols[var.compartment or ""]
                 assign[var.name] = value
@@ -559,6 +581,12 @@ class _Builder:
         raise SBMLError(
             f"{self.label}: species {var.sbml_id!r} has no initial amount or concentration"
         )
+
+
+class _PendingDelay(sp.Function):
+    """``delay(expr, tau)`` as read, before assignment rules are all known."""
+
+    nargs = 2
 
 
 def _trigger_name(name: str, index: int) -> str:

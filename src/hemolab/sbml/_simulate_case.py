@@ -39,7 +39,12 @@ def simulate_case(case: Any) -> pd.DataFrame:
         extra.append(Observable(f"case_out_{k}__", imp.expression(v, quantity)))
     model = imp.model.replace(observables=tuple(imp.model.observables) + tuple(extra))
     times = np.asarray(settings.times, dtype=np.float64)
-    res = simulate(model, grid=times, rtol=RTOL, atol=ATOL, max_steps=1_000_000, throw=True)
+    try:
+        res = simulate(model, grid=times, rtol=RTOL, atol=ATOL, max_steps=1_000_000, throw=True)
+    finally:
+        import jax
+
+        jax.clear_caches()  # one model per case: free its executables (and memory maps) now
     # positional columns: a variable may itself be called "time" (case 01820)
     values = [res.variable(f"case_out_{k}__")[0] for k in range(len(settings.variables))]
     return pd.DataFrame(

@@ -766,7 +766,11 @@ def _run_pool(
     first = True
     while queue:
         suspects: list[SuiteCase] = []
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        # a fresh worker per batch: every compiled model holds memory maps, and a long-lived
+        # worker reaches the kernel's limit (vm.max_map_count) after ~200 models
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=ctx, max_tasks_per_child=1
+        ) as pool:
             if first:  # a worker that cannot even load `simulate` would fail every case
                 first = False
                 try:

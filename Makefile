@@ -28,6 +28,8 @@ test: install
 	# the tracer-leak lane (STYLE.md): the solver loop and triggers under JAX's leak checker
 	JAX_CHECK_TRACER_LEAKS=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
 		tests/test_solver_ode.py tests/test_triggers.py tests/test_sensitivities.py
+	# SBML Test Suite conformance: every shared case, two spawned workers (design note 007)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m conformance tests/test_sbml_conformance.py
 
 test-fast: install
 	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup -m "not slow"

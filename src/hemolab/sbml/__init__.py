@@ -1,5 +1,6 @@
 """SBML and Antimony: import into hemolab models, export, and the SBML Test Suite runner."""
 
+from hemolab.sbml._export import write_sbml as write_sbml
 from hemolab.sbml._import import (
     SBMLImport as SBMLImport,
     import_antimony as import_antimony,

@@ -31,7 +31,7 @@ import sympy as sp
 from hemolab._errors import SBMLError, UnsupportedSBMLError
 from hemolab.model import Model, Observable, Parameter, State
 from hemolab.model._expr import TIME, delayed, is_reserved
-from hemolab.sbml._math import MathContext, to_sympy
+from hemolab.sbml._math import MathContext, _as_number, _is_condition, to_sympy
 
 __all__ = ["SBMLImport", "import_sbml", "read_sbml"]
 
@@ -106,7 +106,7 @@ def _read_document(source: str | os.PathLike[str]) -> tuple[Any, str]:
         raise SBMLError(f"{label}: the document has no <model>")
     for i in range(doc.getNumPlugins()):
         pkg = doc.getPlugin(i).getPackageName()
-        if doc.isPackageEnabled(pkg) and pkg != "l3v2extendedmath":  # core L3V2 math
+        if doc.isPackageEnabled(pkg) and pkg not in _HARMLESS_PACKAGES:
             raise UnsupportedSBMLError(f"{label}: SBML package {pkg!r} is not supported")
     for check in (
         ls.LIBSBML_CAT_UNITS_CONSISTENCY,
@@ -160,11 +160,11 @@ class _Builder:
             name = f"sbml_{sbml_id}"
         return name
 
-    def math(self, ast: Any, where: str, *, allow_delay: bool = True) -> Any:
-        ctx = MathContext(
-            self.symbols, self.delay if allow_delay else None, f"{self.label}: {where}"
-        )
-        return to_sympy(ast, ctx)
+    def math(self, ast: Any, where: str, *, boolean: bool = False) -> Any:
+        """The sympy value of SBML math; a boolean counts as 1/0 unless ``boolean``."""
+        ctx = MathContext(self.symbols, self.delay, f"{self.label}: {where}")
+        value = to_sympy(ast, ctx)
+        return value if boolean else _as_number(value)
 
     def delay(self, expr: Any, tau: Any) -> Any:
         """``delay(expr, tau)``, resolved once every assignment rule is known (``resolve``)."""
@@ -211,10 +211,13 @@ class _Builder:
             if r.isAlgebraic():
                 raise UnsupportedSBMLError(f"{self.label}: algebraic rules are not supported")
             target = r.getVariable()
+            if not r.isSetMath():
+                continue  # L3V2: a rule without math has no effect
             (self.rate_rules if r.isRate() else self.assignment_rules)[target] = r
         for i in range(m.getNumInitialAssignments()):
             ia = m.getInitialAssignment(i)
-            self.initial_assignments[ia.getSymbol()] = ia
+            if ia.isSetMath():  # L3V2: without math it has no effect
+                self.initial_assignments[ia.getSymbol()] = ia
         for i in range(m.getNumEvents()):
             ev = m.getEvent(i)
             name = ev.getId() or f"event {i + 1}"
@@ -277,25 +280,12 @@ class _Builder:
                 self.state_names.add(name)
             self.variables[sid] = SBMLVariable(sid, "species", role, name, hosu, comp)
             self.symbols[sid] = sym
-        # 2. assignment rules (in hemolab symbols)
-        assignments: dict[str, Any] = {}
-        for sid, rule in self.assignment_rules.items():
-            var = self._var(sid, "assignment rule")
-            assignments[var.name] = self.math(rule.getMath(), f"assignment rule for {sid!r}")
-        self.assign_exprs = dict(assignments)
-        # 3. rates of change
-        ddt: dict[str, Any] = {n: sp.Integer(0) for n in self.state_names}
-        for sid, rule in self.rate_rules.items():
-            var = self._var(sid, "rate rule")
-            if var.role != "state":
-                raise SBMLError(f"{self.label}: {sid!r} has both a rate and an assignment rule")
-            rate = self.math(rule.getMath(), f"rate rule for {sid!r}")
-            if var.kind == "species" and not var.has_only_substance_units:
-                comp = self.variables[var.compartment or ""]
-                dv = self._volume_rate(comp)
-                rate = self.symbols[comp.sbml_id] * rate + self.symbols[sid] * dv
-            ddt[var.name] = rate
-        conversion = self._conversion_factors()
+        # reaction rates: in math a reaction's id means its rate (assignment <id>__rate)
+        for rx in m.getListOfReactions():
+            if rx.isSetId() and rx.getId():
+                self.symbols[rx.getId()] = sp.Symbol(f"{self.safe(rx.getId())}__rate", real=True)
+        rates: dict[int, Any] = {}
+        rate_assignments: dict[str, Any] = {}
         for i in range(m.getNumReactions()):
             rx = m.getReaction(i)
             law = rx.getKineticLaw()
@@ -316,6 +306,34 @@ class _Builder:
                 rate = self.math(law.getMath(), f"kinetic law of reaction {rx.getId()!r}")
             finally:
                 self.symbols = saved
+            if rx.isSetId() and rx.getId():
+                rate_assignments[f"{self.safe(rx.getId())}__rate"] = rate
+                rate = self.symbols[rx.getId()]
+            rates[i] = rate
+        # 2. assignment rules (in hemolab symbols)
+        assignments: dict[str, Any] = dict(rate_assignments)
+        for sid, rule in self.assignment_rules.items():
+            var = self._var(sid, "assignment rule")
+            assignments[var.name] = self.math(rule.getMath(), f"assignment rule for {sid!r}")
+        self.assign_exprs = dict(assignments)
+        # 3. rates of change
+        ddt: dict[str, Any] = {n: sp.Integer(0) for n in self.state_names}
+        for sid, rule in self.rate_rules.items():
+            var = self._var(sid, "rate rule")
+            if var.role != "state":
+                raise SBMLError(f"{self.label}: {sid!r} has both a rate and an assignment rule")
+            rate = self.math(rule.getMath(), f"rate rule for {sid!r}")
+            if var.kind == "species" and not var.has_only_substance_units:
+                comp = self.variables[var.compartment or ""]
+                dv = self._volume_rate(comp)
+                rate = self.symbols[comp.sbml_id] * rate + self.symbols[sid] * dv
+            ddt[var.name] = rate
+        conversion = self._conversion_factors()
+        for i in range(m.getNumReactions()):
+            rx = m.getReaction(i)
+            if i not in rates:
+                continue
+            rate = rates[i]
             for sign, lst in ((-1, rx.getListOfReactants()), (1, rx.getListOfProducts())):
                 for sr in lst:
                     sp_id = sr.getSpecies()
@@ -390,11 +408,9 @@ class _Builder:
             where = f"event {name!r}"
             trig = ev.getTrigger()
             if trig is None or not trig.isSetMath():
-                raise SBMLError(f"{self.label}: {where} has no trigger")
-            cond = self.resolve(self.math(trig.getMath(), f"trigger of {where}"))
-            if not isinstance(cond, sp.logic.boolalg.Boolean) and not getattr(
-                cond, "is_Relational", False
-            ):
+                continue  # L3V2: an event without a trigger condition never fires
+            cond = self.resolve(self.math(trig.getMath(), f"trigger of {where}", boolean=True))
+            if not _is_condition(cond):
                 cond = sp.Ne(cond, 0)
             if cond in (sp.true, sp.false):
                 cond = sp.Eq(TIME, TIME) if cond == sp.true else sp.Lt(TIME, TIME)
@@ -402,6 +418,8 @@ class _Builder:
             assign: dict[str, Any] = {}
             for j in range(ev.getNumEventAssignments()):
                 ea = ev.getEventAssignment(j)
+                if not ea.isSetMath():
+                    continue  # L3V2: an assignment without math has no effect
                 target = ea.getVariable()
                 var = self._var(target, f"assignment of {where}")
                 if var.role == "assignment":
@@ -581,6 +599,10 @@ class _Builder:
         raise SBMLError(
             f"{self.label}: species {var.sbml_id!r} has no initial amount or concentration"
         )
+
+
+_HARMLESS_PACKAGES = frozenset({"l3v2extendedmath", "layout", "render"})
+"""Packages that do not change what is simulated (core L3V2 math; diagrams)."""
 
 
 class _PendingDelay(sp.Function):

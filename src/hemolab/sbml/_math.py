@@ -47,6 +47,10 @@ def to_sympy(ast: Any, ctx: MathContext) -> Any:
     def args() -> list[Any]:
         return [to_sympy(k, ctx) for k in kids]
 
+    def numbers() -> list[Any]:
+        """Arguments of arithmetic: a boolean counts as 1 or 0 (SBML allows both)."""
+        return [_as_number(x) for x in args()]
+
     if t == ls.AST_INTEGER:
         return sp.Integer(ast.getInteger())
     if t in (ls.AST_REAL, ls.AST_REAL_E):
@@ -76,17 +80,17 @@ def to_sympy(ast: Any, ctx: MathContext) -> Any:
     if t == ls.AST_CONSTANT_FALSE:
         return sp.false
     if t == ls.AST_PLUS:
-        return sp.Add(*args()) if kids else sp.Integer(0)
+        return sp.Add(*numbers()) if kids else sp.Integer(0)
     if t == ls.AST_TIMES:
-        return sp.Mul(*args()) if kids else sp.Integer(1)
+        return sp.Mul(*numbers()) if kids else sp.Integer(1)
     if t == ls.AST_MINUS:
-        a = args()
+        a = numbers()
         return -a[0] if len(a) == 1 else a[0] - a[1]
     if t == ls.AST_DIVIDE:
-        a, b = args()
+        a, b = numbers()
         return a / b
     if t in (ls.AST_POWER, ls.AST_FUNCTION_POWER):
-        a, b = args()
+        a, b = numbers()
         return sp.Pow(a, b)
     if t == ls.AST_FUNCTION_DELAY:
         if ctx.delay is None:
@@ -102,7 +106,7 @@ def to_sympy(ast: Any, ctx: MathContext) -> Any:
             pairs.append((sp.nan, sp.true))
         return sp.Piecewise(*pairs)
     if t in _RELATIONAL:
-        a = args()
+        a = numbers()
         op = _RELATIONAL[t]
         if len(a) < 2:
             return sp.true
@@ -113,6 +117,9 @@ def to_sympy(ast: Any, ctx: MathContext) -> Any:
         return sp.Or(*[_as_bool(x, ctx) for x in args()]) if kids else sp.false
     if t == ls.AST_LOGICAL_XOR:
         return sp.Xor(*[_as_bool(x, ctx) for x in args()]) if kids else sp.false
+    if t == getattr(ls, "AST_LOGICAL_IMPLIES", -999):
+        a, b = args()
+        return sp.Or(sp.Not(_as_bool(a, ctx)), _as_bool(b, ctx))
     if t == ls.AST_LOGICAL_NOT:
         (a,) = args()
         return sp.Not(_as_bool(a, ctx))
@@ -127,10 +134,10 @@ def to_sympy(ast: Any, ctx: MathContext) -> Any:
             return sp.log(a[0], 10)
         return sp.log(a[1]) / sp.log(a[0])
     if t in _UNARY:
-        (a,) = args()
+        (a,) = numbers()
         return _UNARY[t](a)
     if t in (ls.AST_FUNCTION_MAX, ls.AST_FUNCTION_MIN):
-        a = args()
+        a = numbers()
         return (sp.Max if t == ls.AST_FUNCTION_MAX else sp.Min)(*a)
     if t == ls.AST_FUNCTION_REM:
         a, b = args()  # the sign of the dividend, like C's fmod
@@ -151,9 +158,26 @@ def to_sympy(ast: Any, ctx: MathContext) -> Any:
     )
 
 
+def _as_number(x: Any) -> Any:
+    """A boolean as 1 or 0; anything else unchanged."""
+    if x is sp.true or x is sp.false:
+        return sp.Integer(1 if x is sp.true else 0)
+    if _is_condition(x):
+        return sp.Piecewise((sp.Integer(1), x), (sp.Integer(0), True))
+    return x
+
+
+def _is_condition(x: Any) -> bool:
+    """Boolean-valued (a relation or a logical function); sympy Symbols are Booleans to sympy
+    but numbers here."""
+    from sympy.logic.boolalg import BooleanAtom, BooleanFunction
+
+    return isinstance(x, BooleanFunction | BooleanAtom) or bool(getattr(x, "is_Relational", False))
+
+
 def _as_bool(x: Any, ctx: MathContext) -> Any:
     """A condition: booleans as they are, numbers as ``x != 0`` (SBML allows both)."""
-    if isinstance(x, sp.logic.boolalg.Boolean) or x.is_Relational:
+    if _is_condition(x):
         return x
     return sp.Ne(x, 0)
 

@@ -20,6 +20,7 @@ EXPECTED = ROOT / "tests" / "data" / "sbml_expected_pass.txt"
 README = ROOT / "README.md"
 
 
+@pytest.mark.slow
 @pytest.mark.conformance
 def test_every_recorded_case_still_passes() -> None:
     assert SHARED_CASES.is_dir(), (

@@ -368,7 +368,10 @@ class _Builder:
         }
         states = [
             State(
-                n, ddt[n], initial=initial[n], history=initial[n] if n in delayed_states else None
+                n,
+                ddt[n],
+                initial=initial[n],
+                history=self.histories[n] if n in delayed_states else None,
             )
             for n in sorted(self.state_names, key=self._order)
         ]
@@ -537,28 +540,32 @@ class _Builder:
                 raw[var.name] = value
         # resolve: states and assignments → their initial expressions, until parameters only
         subs_assign = dict(assignments)
-        resolved: dict[str, Any] = {}
-        for name, expr in raw.items():
-            e = expr
-            for _ in range(200):
-                e = e.replace(lambda x: isinstance(x, delayed), lambda x: x.args[0])  # type: ignore[arg-type]
-                e = e.xreplace({TIME: sp.Integer(0)})
-                subs = {}
-                for s in e.free_symbols:
-                    n = s.name  # type: ignore[attr-defined]
-                    if n in raw:
-                        subs[s] = raw[n]
-                    elif n in subs_assign:
-                        subs[s] = subs_assign[n]
-                if not subs:
-                    break
-                e = e.xreplace(subs)
-            else:
-                raise SBMLError(
-                    f"{self.label}: initial values of {name!r} refer to each other in a cycle"
-                )
-            resolved[name] = e
+        self.histories = {n: self._resolve_initial(e, raw, subs_assign, keep_time=True)
+                          for n, e in raw.items()}  # fmt: skip
+        resolved = {n: self._resolve_initial(e, raw, subs_assign) for n, e in raw.items()}
         return parameters, resolved
+
+    def _resolve_initial(
+        self, expr: Any, raw: dict[str, Any], subs_assign: dict[str, Any], keep_time: bool = False
+    ) -> Any:
+        """An initial value in parameters only (and ``t`` with ``keep_time``: SBML's past of a
+        state is its initial assignment read at earlier times)."""
+        e = expr
+        for _ in range(200):
+            e = e.replace(lambda x: isinstance(x, delayed), lambda x: x.args[0])  # type: ignore[arg-type]
+            if not keep_time:
+                e = e.xreplace({TIME: sp.Integer(0)})
+            subs = {}
+            for sym in e.free_symbols:
+                n = sym.name  # type: ignore[attr-defined]
+                if n in raw:
+                    subs[sym] = raw[n]
+                elif n in subs_assign:
+                    subs[sym] = subs_assign[n]
+            if not subs:
+                return e
+            e = e.xreplace(subs)
+        raise SBMLError(f"{self.label}: initial values refer to each other in a cycle")
 
     def _lift_initial(
         self, sid: str, var: SBMLVariable, el: Any, value: Any, parameters: list[Parameter]

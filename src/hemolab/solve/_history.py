@@ -53,7 +53,8 @@ class History:
             term_pos=term_pos,
             log_mask=np.asarray(cm.log_mask)[dstates],
             delays_fn=jax.vmap(lambda p: cm.delays(0.0, zeros_y, p, zeros_z)),
-            history_fn=jax.vmap(lambda p: cm.history(0.0, zeros_y, p, zeros_z)),
+            # the past may depend on time (SBML: a state's initial assignment read at t < 0)
+            history_fn=jax.vmap(lambda t, p: cm.history(t, zeros_y, p, zeros_z)),
             initial_fn=jax.vmap(lambda p: cm.initial(0.0, zeros_y, p, zeros_z)),
             n_states=n,
             n_delays=nd,
@@ -147,7 +148,6 @@ class History:
         C = t.shape[0]
         rows = jnp.arange(C)
         taus = self.delays_fn(p)  # (C, n_delays)
-        hist_y = self.history_fn(p)[:, self.dstates]  # (C, m)
         count, head = hs["count"], hs["head"]
         first = (head - count) % R
         out = []
@@ -179,5 +179,6 @@ class History:
             before = q < hs["t_begin"]
             empty = count == 0
             val = jnp.where(empty, hs["y_begin"][:, j], yq)
+            hist_y = self.history_fn(q, p)[:, self.dstates]  # (C, m), the past at q
             out.append(jnp.where(before, hist_y[:, j], val))
         return jnp.stack(out, axis=1)

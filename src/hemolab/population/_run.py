@@ -470,8 +470,7 @@ class _Regimen:
                 checked = frame.copy()
                 first = population.covariate_values(0, 1)
                 for name in sampled:
-                    col = next((c for c in frame.columns if c.upper() == name.upper()), name)
-                    checked[col] = float(first[name][0])
+                    checked[_column(frame, name)] = float(first[name][0])
             dataset = read_events(checked, model=model, time_unit=time_unit)
         if dataset.n_subjects != 1:
             raise HemolabError(
@@ -494,10 +493,14 @@ class _Regimen:
         reps = frame.loc[np.tile(frame.index.to_numpy(), m)].reset_index(drop=True)
         reps["ID"] = np.repeat(np.arange(start + 1, stop + 1), len(frame))
         for name in self.sampled_covariates:
-            col = next((c for c in reps.columns if c.upper() == name.upper()), name)
-            reps[col] = np.repeat(params[name], len(frame))
+            reps[_column(reps, name)] = np.repeat(params[name], len(frame))
         rest = {k: v for k, v in params.items() if k not in self.sampled_covariates}
         return reps, rest
+
+
+def _column(frame: Any, name: str) -> str:
+    """The dataset column holding covariate ``name`` (case-insensitive, as the reader does)."""
+    return next((c for c in frame.columns if c.upper() == name.upper()), name)
 
 
 def _read_table(path: Any) -> pd.DataFrame:

@@ -143,7 +143,8 @@ def write_sbml(model: Model, path: str | os.PathLike[str] | None = None) -> str:
     m = doc.createModel()
     m.setId(_sbml_id(model.name))
     m.setName(model.name)
-    m.setTimeUnits("second") if model.time_unit == "s" else None
+    if model.time_unit == "s":
+        m.setTimeUnits("second")
 
     def parameter(name: str, value: float | None, constant: bool) -> None:
         p = m.createParameter()

@@ -373,7 +373,7 @@ class _Builder:
                 initial=initial[n],
                 history=self.histories[n] if n in delayed_states else None,
             )
-            for n in sorted(self.state_names, key=self._order)
+            for n in sorted(self.state_names)
         ]
         if not states:  # hemolab solves at least one state
             states = [State("sbml_clock__", 0.0, initial=0.0)]
@@ -441,9 +441,6 @@ class _Builder:
                 Trigger(cond, assign, name=_trigger_name(name, i), initial_value=initial_value)
             )
         return out
-
-    def _order(self, name: str) -> tuple[int, str]:
-        return (0, name)
 
     def _var(self, sid: str, what: str) -> SBMLVariable:
         var = self.variables.get(sid)
@@ -520,7 +517,7 @@ class _Builder:
         for sid, var in self.variables.items():
             if var.role == "assignment":
                 continue
-            el = _element(m, var.kind, sid, self.variables)
+            el = _element(m, var.kind, sid)
             if sid in self.initial_assignments:
                 value: Any = self.math(
                     self.initial_assignments[sid].getMath(), f"initial assignment for {sid!r}"
@@ -626,7 +623,7 @@ def _constant(el: Any) -> bool:
     return bool(el.getConstant()) if hasattr(el, "getConstant") else True
 
 
-def _element(m: Any, kind: str, sid: str, variables: Mapping[str, SBMLVariable]) -> Any:
+def _element(m: Any, kind: str, sid: str) -> Any:
     if kind == "compartment":
         return m.getCompartment(sid)
     if kind == "parameter":

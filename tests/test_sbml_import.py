@@ -119,16 +119,16 @@ def test_unsupported_constructs_are_refused_by_name() -> None:
     )
     with pytest.raises(hl.UnsupportedSBMLError, match="algebraic rules"):
         read_sbml(algebraic)
-    delayed_event = _document(
-        COMPARTMENT + SPECIES + "<listOfEvents><event id='late' useValuesFromTriggerTime='true'>"
-        "<trigger initialValue='true' persistent='true'><math xmlns='http://www.w3.org/1998/Math/MathML'>"
-        "<apply><gt/><csymbol encoding='text' definitionURL='http://www.sbml.org/sbml/symbols/time'>"
-        "t</csymbol><cn>1</cn></apply></math></trigger>"
-        f"<delay>{MATH_S}</delay><listOfEventAssignments><eventAssignment variable='S'>{MATH_S}"
-        "</eventAssignment></listOfEventAssignments></event></listOfEvents>"
+    fast = _document(
+        COMPARTMENT
+        + SPECIES
+        + "<listOfReactions><reaction id='quick' reversible='false' fast='true'>"
+        "<listOfReactants><speciesReference species='S' stoichiometry='1' constant='true'/>"
+        f"</listOfReactants><kineticLaw>{MATH_S}</kineticLaw></reaction></listOfReactions>"
     )
-    with pytest.raises(hl.UnsupportedSBMLError, match="event 'late' has a delay"):
-        read_sbml(delayed_event)
+    fast = fast.replace("level3/version2", "level3/version1").replace("version='2'", "version='1'")
+    with pytest.raises(hl.UnsupportedSBMLError, match="reaction 'quick' is fast"):
+        read_sbml(fast)
 
 
 def test_simulate_cli_reads_sbml_and_sets_initial_values(cases_dir: Path, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import sympy as sp
 
 from hemolab.compile._codegen import generate_function
@@ -17,13 +18,26 @@ __all__ = ["CompiledTriggers", "compile_triggers"]
 @dataclass(frozen=True, eq=False)
 class CompiledTriggers:
     """``g(t, y, p, z) -> (K,)`` (> 0 where a condition holds) and one action per trigger:
-    ``action[k](t, y, p, z) -> (n_states + n_inputs,)``, the new state and input vectors."""
+    ``action[k](t, y, p, z) -> (n_states + n_inputs,)``, the new state and input vectors.
+
+    ``delay`` and ``priority`` map ``(t, y, p, z)`` to ``(K,)`` (0 where a trigger has none);
+    ``assigned`` (K, n_states + n_inputs) marks the entries each action assigns.
+    """
 
     names: tuple[str, ...]
     g: Callable[..., Any]
     actions: tuple[Callable[..., Any], ...]
     key: str
     initial_value: tuple[bool, ...] = ()
+    delay: Callable[..., Any] | None = None
+    priority: Callable[..., Any] | None = None
+    persistent: tuple[bool, ...] = ()
+    values_at_trigger: tuple[bool, ...] = ()
+    assigned: Any = None  # np.ndarray (K, n_states + n_inputs) bool
+
+    @property
+    def has_delays(self) -> bool:
+        return self.delay is not None
 
     @property
     def n(self) -> int:
@@ -43,19 +57,47 @@ def compile_triggers(cm: CompiledModel, parsed: tuple[Any, ...]) -> CompiledTrig
     common["assignments"] = assignments
     _, ns = generate_function("trigger_g", [p.g for p in parsed], **common)  # type: ignore[arg-type]
     actions = []
+    inputs = engine_inputs(model)
+    slots = list(model.state_names) + list(inputs)
+    assigned = np.zeros((len(parsed), len(slots)), dtype=bool)
+    for k, p in enumerate(parsed):
+        for target, _ in p.assign:
+            assigned[k, slots.index(target)] = True
     for k, p in enumerate(parsed):
         targets = dict(p.assign)
         outs = [targets.get(s, sp.Symbol(s, real=True)) for s in model.state_names]
         # untouched inputs keep their raw entries (hidden interpolation ones included)
         outs += [
             targets.get(s, sp.Symbol(f"__raw_{j}", real=True))
-            for j, s in enumerate(engine_inputs(model))
+            for j, s in enumerate(inputs)
         ]
         fname = f"trigger_action{k}"
         _, ns_k = generate_function(fname, outs, **common)  # type: ignore[arg-type]
         actions.append(ns_k[fname])
+    extra: dict[str, Callable[..., Any] | None] = {}
+    for what in ("delay", "priority"):
+        exprs = [getattr(p, what) for p in parsed]
+        if all(e is None for e in exprs):
+            extra[what] = None
+            continue
+        fname = f"trigger_{what}"
+        filled = [sp.Integer(0) if e is None else e for e in exprs]
+        _, ns_x = generate_function(fname, filled, **common)  # type: ignore[arg-type]
+        extra[what] = ns_x[fname]  # type: ignore[assignment]
     key = repr(
-        [(p.name, str(p.g), [(n, str(e)) for n, e in p.assign], p.initial_value) for p in parsed]
+        [
+            (
+                p.name,
+                str(p.g),
+                [(n, str(e)) for n, e in p.assign],
+                p.initial_value,
+                str(p.delay),
+                str(p.priority),
+                p.persistent,
+                p.values_at_trigger,
+            )
+            for p in parsed
+        ]
     )
     g: Callable[..., Any] = ns["trigger_g"]  # type: ignore[assignment]
     return CompiledTriggers(
@@ -64,4 +106,9 @@ def compile_triggers(cm: CompiledModel, parsed: tuple[Any, ...]) -> CompiledTrig
         actions=tuple(actions),
         key=key,
         initial_value=tuple(p.initial_value for p in parsed),
+        delay=extra["delay"],
+        priority=extra["priority"],
+        persistent=tuple(p.persistent for p in parsed),
+        values_at_trigger=tuple(p.values_at_trigger for p in parsed),
+        assigned=assigned,
     )

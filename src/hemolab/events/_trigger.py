@@ -44,6 +44,19 @@ class Trigger:
         Whether the condition counts as true just before the start (SBML ``initialValue``):
         with ``True`` (the default) a condition that already holds at the start fires only
         after it turned false and true again; with ``False`` it fires at the start.
+    delay
+        Time from the condition turning true to the assignments (an expression evaluated
+        when it turns true; must be >= 0). ``None``: at once.
+    priority
+        Among triggers due at the same time, the one with the highest priority (an
+        expression evaluated when they are due) acts first; ties go to the earliest one
+        triggered. After each trigger acts, all conditions are evaluated again.
+    persistent
+        With ``False``, a delayed trigger whose condition turns false before it is due is
+        cancelled (SBML ``persistent``).
+    values_at_trigger
+        Whether the assigned values are computed when the condition turns true (the
+        default) or when the trigger acts (SBML ``useValuesFromTriggerTime``).
 
     Examples
     --------
@@ -55,6 +68,10 @@ class Trigger:
     assign: Mapping[str, str | float | int | sp.Basic] = field(default_factory=dict)
     name: str = ""
     initial_value: bool = True
+    delay: str | float | sp.Basic | None = None
+    priority: str | float | sp.Basic | None = None
+    persistent: bool = True
+    values_at_trigger: bool = True
 
 
 @dataclass(frozen=True)
@@ -63,6 +80,10 @@ class ParsedTrigger:
     g: sp.Expr  # > 0 exactly when the condition holds
     assign: tuple[tuple[str, sp.Expr], ...]
     initial_value: bool = True
+    delay: sp.Expr | None = None
+    priority: sp.Expr | None = None
+    persistent: bool = True
+    values_at_trigger: bool = True
 
 
 def parse_trigger(trigger: Trigger, model: Model, index: int) -> ParsedTrigger:
@@ -120,8 +141,28 @@ def parse_trigger(trigger: Trigger, model: Model, index: int) -> ParsedTrigger:
         if unknown:
             raise UnknownSymbolError(f"{where}: assign {target!r} uses undeclared {unknown}")
         assign.append((target, expr))
+    extra: dict[str, sp.Expr | None] = {}
+    for what in ("delay", "priority"):
+        value = getattr(trigger, what)
+        if value is None:
+            extra[what] = None
+            continue
+        expr = parse_expression(value, state_names=states, where=f"{where} {what}")
+        unknown = sorted(symbol_names(expr) - known)
+        if unknown:
+            raise UnknownSymbolError(f"{where}: {what} uses undeclared {unknown}")
+        if what == "delay" and expr.is_number and float(expr) < 0:  # type: ignore[arg-type]
+            raise ModelError(f"{where}: delay must be >= 0, got {value!r}")
+        extra[what] = expr
     return ParsedTrigger(
-        name=name, g=g, assign=tuple(assign), initial_value=bool(trigger.initial_value)
+        name=name,
+        g=g,
+        assign=tuple(assign),
+        initial_value=bool(trigger.initial_value),
+        delay=extra["delay"],
+        priority=extra["priority"],
+        persistent=bool(trigger.persistent),
+        values_at_trigger=bool(trigger.values_at_trigger),
     )
 
 

@@ -218,19 +218,6 @@ class _Builder:
             ia = m.getInitialAssignment(i)
             if ia.isSetMath():  # L3V2: without math it has no effect
                 self.initial_assignments[ia.getSymbol()] = ia
-        for i in range(m.getNumEvents()):
-            ev = m.getEvent(i)
-            name = ev.getId() or f"event {i + 1}"
-            if ev.isSetDelay():
-                raise UnsupportedSBMLError(
-                    f"{self.label}: event {name!r} has a delay; delayed events are not "
-                    "supported yet"
-                )
-            if ev.isSetPriority() and m.getNumEvents() > 1:
-                raise UnsupportedSBMLError(
-                    f"{self.label}: event {name!r} has a priority; event priorities are not "
-                    "supported yet"
-                )
         for i in range(m.getNumReactions()):
             rx = m.getReaction(i)
             if rx.isSetFast() and rx.getFast():
@@ -437,8 +424,24 @@ class _Builder:
                 assign[var.name] = value
             if not assign:
                 continue  # an event that changes nothing
+            delay = priority = None
+            if ev.isSetDelay() and ev.getDelay().isSetMath():
+                delay = self.resolve(self.math(ev.getDelay().getMath(), f"delay of {where}"))
+            if ev.isSetPriority() and ev.getPriority().isSetMath():
+                priority = self.resolve(
+                    self.math(ev.getPriority().getMath(), f"priority of {where}")
+                )
             out.append(
-                Trigger(cond, assign, name=_trigger_name(name, i), initial_value=initial_value)
+                Trigger(
+                    cond,
+                    assign,
+                    name=_trigger_name(name, i),
+                    initial_value=initial_value,
+                    delay=delay,
+                    priority=priority,
+                    persistent=bool(trig.getPersistent()) if trig.isSetPersistent() else True,
+                    values_at_trigger=bool(ev.getUseValuesFromTriggerTime()),
+                )
             )
         return out
 

@@ -20,7 +20,8 @@ from hemolab.compile._compiled import CompiledModel
 from hemolab.compile._triggers import CompiledTriggers
 from hemolab.events._ops import OP_BOLUS, OP_MULTIPLY, OP_NOP, OP_OUTPUT, OP_REPLACE, OP_RESET
 from hemolab.solve._dopri5 import DOPRI5, Stepper
-from hemolab.solve._loop import ChunkInputs, make_chunk_solver
+from hemolab._errors import SolveError
+from hemolab.solve._loop import QUEUE_FULL, ChunkInputs, make_chunk_solver
 from hemolab.solve._status import Status
 
 __all__ = ["ActionTable", "RawSolution", "make_solve_fn", "run_actions"]
@@ -80,10 +81,11 @@ def _compiled_solver(
     triggers: CompiledTriggers | None = None,
     lanes: int = 256,
     closed_form: bool = True,
+    queue_size: int = 0,
 ) -> Callable:
     cache = _JIT_CACHE.setdefault(cm, {})
     trig = triggers.key if triggers else ""
-    key = (T, history_size, fixed_step, stepper.name, trig, lanes, closed_form)
+    key = (T, history_size, fixed_step, stepper.name, trig, lanes, closed_form, queue_size)
     if key not in cache:
         solver = make_chunk_solver(
             cm,
@@ -94,9 +96,18 @@ def _compiled_solver(
             triggers=triggers,
             lanes=lanes,
             closed_form=closed_form,
+            queue_size=queue_size,
         )
         cache[key] = jax.jit(solver)
     return cache[key]
+
+
+def _queue_size(triggers: CompiledTriggers | None) -> int:
+    """Pending trigger firings held per patient: one per trigger when they act at once, more
+    when delayed firings can pile up (a full queue is retried 4x larger)."""
+    if triggers is None:
+        return 0
+    return 2 * triggers.n + (16 if triggers.has_delays else 2)
 
 
 def _stops(time: np.ndarray, op: np.ndarray) -> np.ndarray:
@@ -229,8 +240,11 @@ def run_actions(
     t_count = np.zeros((N, K), dtype=np.int64)
     t_first = np.full((N, K), np.nan)
     pending = np.arange(N)
-    for _ in range(3):  # grow the delay ring for patients that overflowed it
-        solver = _compiled_solver(cm, T, hsize, fixed_step, stepper, triggers, lanes, closed_form)
+    qsize = _queue_size(triggers)
+    for _ in range(3):  # grow the delay ring (or trigger queue) for patients that overflowed it
+        solver = _compiled_solver(
+            cm, T, hsize, fixed_step, stepper, triggers, lanes, closed_form, qsize
+        )
         done = 0
         for start in range(0, len(pending), _CALL_SIZE):
             idx = pending[start : start + _CALL_SIZE]
@@ -263,10 +277,20 @@ def run_actions(
             done += k
             if progress is not None:
                 progress(done, len(pending))
+        full = pending[status[pending] == QUEUE_FULL]
         overflowed = pending[status[pending] == Status.HISTORY_OVERFLOW]
+        if len(full):
+            pending, qsize = full, qsize * 4
+            continue
         if not cm.has_delays or len(overflowed) == 0 or not grow_history:
             break
         pending, hsize = overflowed, hsize * 4
+    if np.any(status == QUEUE_FULL):
+        rows_full = np.flatnonzero(status == QUEUE_FULL)
+        raise SolveError(
+            f"more than {qsize} trigger firings were pending at once (delayed triggers that "
+            f"fire faster than they act) for batch indices {rows_full[:10].tolist()}"
+        )
     bad = status != Status.OK
     values[bad] = np.nan
     return RawSolution(

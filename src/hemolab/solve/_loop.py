@@ -49,11 +49,12 @@ from hemolab.solve._dopri5 import DOPRI5, Stepper
 from hemolab.solve._history import History
 from hemolab.solve._status import Status
 
-__all__ = ["ChunkInputs", "ChunkResult", "make_chunk_solver"]
+__all__ = ["QUEUE_FULL", "ChunkInputs", "ChunkResult", "make_chunk_solver"]
 
 _RUNNING = int(Status.RUNNING)
 _NONFINITE = int(Status.NONFINITE)
 _IDLE = 99  # a lane without a patient (the call's queue is empty)
+QUEUE_FULL = 98  # internal: more trigger firings pending than the queue holds (retried larger)
 
 
 class ChunkInputs(NamedTuple):
@@ -120,12 +121,19 @@ def make_chunk_solver(
     triggers: CompiledTriggers | None = None,
     lanes: int = 256,
     closed_form: bool = True,
+    queue_size: int = 0,
 ) -> Callable[[ChunkInputs], ChunkResult]:
     """Build the (un-jitted) chunk solver of a compiled model for T = ``n_outputs`` slots.
 
     ``fixed_step`` disables step control (every step of that size is accepted, still landing
     on stops): only for convergence-order tests. ``closed_form`` solves the model's linear
     subsystem (``CompiledModel.linear_states``, typically its PK) exactly between events.
+
+    Triggers go through a per-patient queue of ``queue_size`` pending firings (time, trigger,
+    values computed when it became true): a condition turning true enqueues a firing at
+    ``t + delay``; due firings act one per iteration, highest priority first (ties: the
+    earliest enqueued), and all conditions are evaluated again after each (SBML L3 event
+    semantics). A full queue gives the internal status ``QUEUE_FULL``.
     """
     n = cm.n_states
     n_obs = len(cm.model.observables)
@@ -150,6 +158,21 @@ def make_chunk_solver(
         triggers.initial_value if triggers is not None and triggers.initial_value else (True,) * K,
         dtype=bool,
     )
+    Q = max(int(queue_size), 2 * K, 1) if K else 0
+    delay_b = jax.vmap(triggers.delay) if triggers is not None and triggers.delay else None
+    prio_b = jax.vmap(triggers.priority) if triggers is not None and triggers.priority else None
+    persistent = np.asarray(
+        triggers.persistent if triggers is not None and triggers.persistent else (True,) * K,
+        dtype=bool,
+    )
+    any_transient = bool(K) and not bool(np.all(persistent))
+    persistent_j = jnp.asarray(persistent)
+    n_slots = n + cm.n_inputs
+    use_stored = np.zeros((K, n_slots), dtype=bool)
+    if triggers is not None and triggers.assigned is not None:
+        vat = np.asarray(triggers.values_at_trigger or (True,) * K, dtype=bool)
+        use_stored = np.asarray(triggers.assigned, dtype=bool) & vat[:, None]
+    use_stored_j = jnp.asarray(use_stored)
     history = History.for_model(cm, size=history_size, stepper=stepper) if cm.has_delays else None
 
     def to_y(u: jax.Array) -> jax.Array:
@@ -295,6 +318,11 @@ def make_chunk_solver(
                 ),
                 n_fired=jnp.zeros((C, K), dtype=jnp.int32),
                 first_fired=jnp.full((C, K), jnp.nan),
+                q_t=jnp.full((C, Q), jnp.inf),  # pending trigger firings (inf: free slot)
+                q_k=jnp.zeros((C, Q), dtype=jnp.int32),
+                q_v=jnp.zeros((C, Q, n_slots)),
+                q_seq=jnp.zeros((C, Q), dtype=jnp.int32),
+                seq=jnp.zeros(C, dtype=jnp.int32),
             )
 
         carry: dict[str, Any] = load(jnp.arange(C, dtype=jnp.int32))
@@ -364,45 +392,97 @@ def make_chunk_solver(
             g_prev, n_fired, first_fired = c["g_prev"], c["n_fired"], c["first_fired"]
             fresh = c["fresh"]
             firing = jnp.zeros(C, dtype=bool)
+            q_t, q_k, q_v, q_seq = c["q_t"], c["q_k"], c["q_v"], c["q_seq"]
             if K:
-                # -------- state triggers: a condition that became true fires first ----------
-                g_now = gfun(c["hist"], t, u, p, r, (xk, tk, on))
-                pending = running[:, None] & (g_prev <= 0) & (g_now > 0)
-                firing = jnp.any(pending, axis=1)
-                kstar = jnp.argmax(pending, axis=1)
-                g_prev = jnp.where(pending, g_prev, g_now)
+                # -------- state triggers: conditions turning true enqueue a firing ----------
+                hist0 = c["hist"]
+                g_now = gfun(hist0, t, u, p, r, (xk, tk, on))
+                rising = running[:, None] & (g_prev <= 0) & (g_now > 0)
+                g_prev = jnp.where(running[:, None], g_now, g_prev)
+                if any_transient:  # non-persistent: cancelled when the condition turns false
+                    false_now = jnp.take_along_axis(g_now, q_k, axis=1) <= 0
+                    drop = running[:, None] & ~persistent_j[q_k] & false_now
+                    q_t = jnp.where(drop, jnp.inf, q_t)
+
+                def enqueue(a):
+                    q_t, q_k, q_v, q_seq, seq, status = a
+                    y = to_y(u)
+                    z = delayed_values(hist0, t, p)
+                    vals = jnp.stack([act(t, y, p, z) for act in act_b], axis=1)
+                    d = delay_b(t, y, p, z) if delay_b is not None else jnp.zeros((C, K))
+                    for k in range(K):
+                        free = jnp.isinf(q_t)
+                        slot = jnp.argmax(free, axis=1)
+                        ok_d = jnp.isfinite(d[:, k]) & (d[:, k] >= 0)
+                        ins = rising[:, k] & jnp.any(free, axis=1) & ok_d
+                        oh = (jnp.arange(Q)[None, :] == slot[:, None]) & ins[:, None]
+                        q_t = jnp.where(oh, (t + d[:, k])[:, None], q_t)
+                        q_k = jnp.where(oh, k, q_k)
+                        q_v = jnp.where(oh[:, :, None], vals[:, k][:, None, :], q_v)
+                        q_seq = jnp.where(oh, seq[:, None], q_seq)
+                        seq = seq + ins.astype(jnp.int32)
+                        status = jnp.where(rising[:, k] & ~ok_d, _NONFINITE, status)
+                        status = jnp.where(
+                            rising[:, k] & ok_d & ~jnp.any(free, axis=1), QUEUE_FULL, status
+                        )
+                    return q_t, q_k, q_v, q_seq, seq, status
+
+                q_t, q_k, q_v, q_seq, seq, status = jax.lax.cond(
+                    jnp.any(rising),
+                    enqueue,
+                    lambda a: a,
+                    (q_t, q_k, q_v, q_seq, c["seq"], status),
+                )
+                running = running & (status == _RUNNING)
+                due = running[:, None] & (q_t <= t[:, None])
+                firing = jnp.any(due, axis=1)
 
                 def fire(a):
-                    u, p, g_prev, n_fired, first_fired, status = a
+                    u, p, q_t, n_fired, first_fired, status = a
                     y = to_y(u)
-                    z = delayed_values(c["hist"], t, p)
-                    new = jnp.select(
+                    z = delayed_values(hist0, t, p)
+                    if prio_b is not None:
+                        pr = jnp.take_along_axis(prio_b(t, y, p, z), q_k, axis=1)
+                        pr = jnp.where(jnp.isnan(pr), -jnp.inf, pr)
+                    else:
+                        pr = jnp.zeros((C, Q))
+                    pr = jnp.where(due, pr, -jnp.inf)
+                    best = jnp.max(pr, axis=1)
+                    cand = due & (pr == best[:, None])
+                    j = jnp.argmin(jnp.where(cand, q_seq, jnp.iinfo(jnp.int32).max), axis=1)
+                    kstar = jnp.take_along_axis(q_k, j[:, None], axis=1)[:, 0]
+                    stored = q_v[jnp.arange(C), j]
+                    now = jnp.select(
                         [(kstar == k)[:, None] for k in range(K)],
                         [act(t, y, p, z) for act in act_b],
                     )
+                    new = jnp.where(use_stored_j[kstar], stored, now)
                     y_new, p_new = new[:, :n], new[:, n:]
                     u_new = jnp.where(y_new == y, u, to_u(y_new))
                     bad = firing & ~jnp.all(jnp.isfinite(u_new), axis=1)
                     onehot = (jnp.arange(K)[None, :] == kstar[:, None]) & firing[:, None]
+                    done = (jnp.arange(Q)[None, :] == j[:, None]) & firing[:, None]
                     return (
                         jnp.where(firing[:, None], u_new, u),
                         jnp.where(firing[:, None], p_new, p),
-                        jnp.where(onehot, g_now, g_prev),
+                        jnp.where(done, jnp.inf, q_t),
                         n_fired + onehot.astype(jnp.int32),
                         jnp.where(onehot & jnp.isnan(first_fired), t[:, None], first_fired),
                         jnp.where(bad, int(Status.NONFINITE), status),
                     )
 
-                u, p, g_prev, n_fired, first_fired, status = jax.lax.cond(
+                u, p, q_t, n_fired, first_fired, status = jax.lax.cond(
                     jnp.any(firing),
                     fire,
                     lambda a: a,
-                    (u, p, g_prev, n_fired, first_fired, status),
+                    (u, p, q_t, n_fired, first_fired, status),
                 )
                 fresh = fresh | firing
                 if nL:  # re-anchor the closed form where a trigger changed states or inputs
                     xk = jnp.where(firing[:, None], to_y(u)[:, lin_idx], xk)
                     tk = jnp.where(firing, t, tk)
+            else:
+                seq = c["seq"]
             at_action = running & ~firing & (ta <= t)
             stepping = running & ~firing & ~at_action
 
@@ -501,6 +581,8 @@ def make_chunk_solver(
 
             # ---------------- steps ---------------------------------------------------------
             stop = take(ci.act_stop, ptr)
+            if K:  # steps land on the next pending trigger firing
+                stop = jnp.minimum(stop, jnp.min(q_t, axis=1))
             room = stop - t
             need = stepping & fresh
 
@@ -643,6 +725,11 @@ def make_chunk_solver(
                 g_prev=g_prev,
                 n_fired=n_fired,
                 first_fired=first_fired,
+                q_t=q_t,
+                q_k=q_k,
+                q_v=q_v,
+                q_seq=q_seq,
+                seq=seq,
             )
 
         final: dict[str, Any] = jax.lax.while_loop(cond, body, carry)

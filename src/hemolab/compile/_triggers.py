@@ -17,7 +17,8 @@ __all__ = ["CompiledTriggers", "compile_triggers"]
 
 @dataclass(frozen=True, eq=False)
 class CompiledTriggers:
-    """``g(t, y, p, z) -> (K,)`` (> 0 where a condition holds) and one action per trigger:
+    """``g(t, y, p, z) -> (K + n_roots,)`` (> 0 where a condition holds, then the signed
+    distances of the conditions' comparisons) and one action per trigger:
     ``action[k](t, y, p, z) -> (n_states + n_inputs,)``, the new state and input vectors.
 
     ``delay`` and ``priority`` map ``(t, y, p, z)`` to ``(K,)`` (0 where a trigger has none);
@@ -34,6 +35,7 @@ class CompiledTriggers:
     persistent: tuple[bool, ...] = ()
     values_at_trigger: tuple[bool, ...] = ()
     assigned: Any = None  # np.ndarray (K, n_states + n_inputs) bool
+    n_roots: int = 0
 
     @property
     def has_delays(self) -> bool:
@@ -53,9 +55,24 @@ def compile_triggers(cm: CompiledModel, parsed: tuple[Any, ...]) -> CompiledTrig
     )
     from hemolab.compile._compiled import codegen_context, engine_inputs
 
+    from hemolab._errors import ModelError
+    from hemolab.model._expr import delay_terms
+
+    known = {(s, sp.srepr(tau)) for s, tau in mp.delays}
+    for p in parsed:
+        exprs = [p.g, *(e for _, e in p.assign), p.delay, p.priority]
+        for e in exprs:
+            for term in delay_terms(e) if e is not None else ():
+                if (str(term.args[0]), sp.srepr(term.args[1])) not in known:
+                    raise ModelError(
+                        f"trigger {p.name!r} reads {term.args[0]} with a delay; such a trigger "
+                        "must belong to the model (Model(..., triggers=[...])) so that the "
+                        "state keeps its past"
+                    )
     common = codegen_context(model)
     common["assignments"] = assignments
-    _, ns = generate_function("trigger_g", [p.g for p in parsed], **common)  # type: ignore[arg-type]
+    roots = [r for p in parsed for r in p.roots]
+    _, ns = generate_function("trigger_g", [p.g for p in parsed] + roots, **common)  # type: ignore[arg-type]
     actions = []
     inputs = engine_inputs(model)
     slots = list(model.state_names) + list(inputs)
@@ -95,6 +112,7 @@ def compile_triggers(cm: CompiledModel, parsed: tuple[Any, ...]) -> CompiledTrig
                 str(p.priority),
                 p.persistent,
                 p.values_at_trigger,
+                [str(r) for r in p.roots],
             )
             for p in parsed
         ]
@@ -111,4 +129,5 @@ def compile_triggers(cm: CompiledModel, parsed: tuple[Any, ...]) -> CompiledTrig
         persistent=tuple(p.persistent for p in parsed),
         values_at_trigger=tuple(p.values_at_trigger for p in parsed),
         assigned=assigned,
+        n_roots=len(roots),
     )

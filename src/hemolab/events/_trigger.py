@@ -84,6 +84,9 @@ class ParsedTrigger:
     priority: sp.Expr | None = None
     persistent: bool = True
     values_at_trigger: bool = True
+    # signed distances of the condition's comparisons: the condition can change only where
+    # one of them changes sign, so steps stop there (a window condition is never jumped over)
+    roots: tuple[sp.Expr, ...] = ()
 
 
 def parse_trigger(trigger: Trigger, model: Model, index: int) -> ParsedTrigger:
@@ -103,10 +106,18 @@ def parse_trigger(trigger: Trigger, model: Model, index: int) -> ParsedTrigger:
         # and compound conditions: +1/-1, so that equality counts as true (SBML's t >= 0)
         if isinstance(cond, sp.StrictLessThan):
             g = cond.rhs - cond.lhs  # type: ignore[attr-defined]
+            roots = (g,)
         elif isinstance(cond, sp.StrictGreaterThan):
             g = cond.lhs - cond.rhs  # type: ignore[attr-defined]
+            roots = (g,)
         elif isinstance(cond, sp.logic.boolalg.Boolean):
             g = sp.Piecewise((sp.Integer(1), cond), (sp.Integer(-1), True))
+            relations = sorted(cond.atoms(sp.core.relational.Relational), key=sp.default_sort_key)
+            roots = tuple(
+                d
+                for d in (rel.lhs - rel.rhs for rel in relations)  # type: ignore[attr-defined]
+                if not d.is_number
+            )
         else:
             raise ModelError(f"{where}: `when` must be a condition, got {cond!r}")
     elif not isinstance(trigger.when, str):
@@ -126,6 +137,7 @@ def parse_trigger(trigger: Trigger, model: Model, index: int) -> ParsedTrigger:
                     f"{where}: condition uses undeclared name(s) {unknown}; usable: {sorted(known)}"
                 )
         g = rhs - lhs if m.group("op") in ("<", "<=") else lhs - rhs
+        roots = (g,)
     if not trigger.assign:
         raise ModelError(f"{where}: `assign` is empty; a trigger must change something")
     targets = set(states) | set(model.inputs)
@@ -163,6 +175,7 @@ def parse_trigger(trigger: Trigger, model: Model, index: int) -> ParsedTrigger:
         priority=extra["priority"],
         persistent=bool(trigger.persistent),
         values_at_trigger=bool(trigger.values_at_trigger),
+        roots=roots,
     )
 
 

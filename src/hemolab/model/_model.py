@@ -348,6 +348,27 @@ class ParsedModel:
     blood_volume: sp.Expr | None
 
 
+def _trigger_exprs(m: Model) -> list[sp.Basic]:
+    """The expressions of the model's triggers, for the delays they read (``X(t - tau)``)."""
+    from hemolab.events._trigger import _REL
+
+    out: list[sp.Basic] = []
+    for trig in m.triggers:
+        where = f"trigger {trig.name!r}"
+        texts: list[Any] = [*trig.assign.values(), trig.delay, trig.priority]
+        if isinstance(trig.when, str) and (match := _REL.match(trig.when.strip())):
+            texts += [match.group("lhs"), match.group("rhs")]
+        elif isinstance(trig.when, sp.Basic):
+            out.append(trig.when)
+        for text in texts:
+            if text is not None and not isinstance(text, bool):
+                try:
+                    out.append(parse_expression(text, state_names=m.state_names, where=where))
+                except ModelError:
+                    continue  # reported with its trigger by parse_trigger
+    return out
+
+
 def _parse(m: Model) -> ParsedModel:
     states = m.state_names
 
@@ -369,7 +390,7 @@ def _parse(m: Model) -> ParsedModel:
     assignments = _toposort(raw_assign, m.name)
     observables = tuple(p(o.expr, f"observable {o.name!r}") for o in m.observables)
     delays: dict[tuple[str, str], tuple[str, sp.Expr]] = {}
-    for expr in (*ddt, *(e for _, e in assignments), *observables):
+    for expr in (*ddt, *(e for _, e in assignments), *observables, *_trigger_exprs(m)):
         for term in delay_terms(expr):
             state_sym, tau = term.args
             key = (str(state_sym), sp.srepr(tau))

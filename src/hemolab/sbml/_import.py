@@ -348,9 +348,16 @@ class _Builder:
         parameters, initial = self._initial_values(assignments)
         parameters += self.local_parameters
         # 5. the model
+        triggers = self._events()
+        trigger_exprs = [
+            e
+            for trig in triggers
+            for e in (trig.when, *trig.assign.values(), trig.delay, trig.priority)
+            if isinstance(e, sp.Basic)
+        ]
         delayed_states = {
             d.args[0].name  # type: ignore[attr-defined]
-            for e in [*ddt.values(), *assignments.values()]
+            for e in [*ddt.values(), *assignments.values(), *trigger_exprs]
             for d in e.atoms(delayed)
         }
         states = [
@@ -373,7 +380,6 @@ class _Builder:
             if name in state_names or name in assignments:
                 continue  # the state is reported under its id already
             observables.append(Observable(name, self.symbols[sid]))
-        triggers = self._events()
         model = Model(
             self.m.getId() or "sbml_model",
             time_unit="s",

@@ -265,7 +265,8 @@ def make_chunk_solver(
         def gfun(
             hs: Any, t: jax.Array, u: jax.Array, p: jax.Array, r: jax.Array, lin: Any
         ) -> jax.Array:
-            """Trigger conditions (C, K): > 0 where the condition holds."""
+            """Trigger conditions (C, K): > 0 where the condition holds; then the signed
+            distances of their comparisons (C, n_roots)."""
             if g_b is None:
                 return jnp.zeros((C, 0))
             return g_b(t, ystate(t, u, p, r, lin), p, delayed_values(hs, t, p))
@@ -313,7 +314,7 @@ def make_chunk_solver(
                         p,
                         jnp.zeros((C, n)),
                         (to_y(u0)[:, lin_idx], t0, jnp.ones((C, n), dtype=bool)),
-                    ),
+                    )[:, :K],
                     -1.0,
                 ),
                 n_fired=jnp.zeros((C, K), dtype=jnp.int32),
@@ -396,7 +397,8 @@ def make_chunk_solver(
             if K:
                 # -------- state triggers: conditions turning true enqueue a firing ----------
                 hist0 = c["hist"]
-                g_now = gfun(hist0, t, u, p, r, (xk, tk, on))
+                g_all = gfun(hist0, t, u, p, r, (xk, tk, on))  # conditions, then comparisons
+                g_now = g_all[:, :K]
                 rising = running[:, None] & (g_prev <= 0) & (g_now > 0)
                 g_prev = jnp.where(running[:, None], g_now, g_prev)
                 if any_transient:  # non-persistent: cancelled when the condition turns false
@@ -620,27 +622,26 @@ def make_chunk_solver(
             t_new = jnp.where(land, stop, t + h_eff)
             truncated = jnp.zeros(C, dtype=bool)
             if K:
-                # a condition turning true inside the step: cut the step at the crossing,
-                # located by bisection on the dense output (the trigger fires next iteration)
+                # a condition or one of its comparisons changing sign inside the step: cut the
+                # step at the first change, located by bisection on the dense output (a
+                # condition turning true fires next iteration)
+                pos0 = g_all > 0
                 g_end = gfun(hist, t_new, u_new, p, r, lin)
-                cross = accept[:, None] & (g_prev <= 0) & (g_end > 0)
-                truncated = jnp.any(cross, axis=1)
+                changed = accept[:, None] & (pos0 != (g_end > 0))
+                truncated = jnp.any(changed, axis=1)
 
                 def locate(a):
                     t_new, u_new = a
-                    thetas = []
-                    for k in range(K):
 
-                        def bisect(_, lh, k=k):
-                            lo, hi = lh
-                            mid = 0.5 * (lo + hi)
-                            um = stepper.dense(u, h_eff, coef, mid)
-                            up = gfun(hist, t + mid * h_eff, um, p, r, lin)[:, k] > 0
-                            return jnp.where(up, lo, mid), jnp.where(up, mid, hi)
+                    def bisect(_, lh):
+                        lo, hi = lh
+                        mid = 0.5 * (lo + hi)
+                        um = stepper.dense(u, h_eff, coef, mid)
+                        gm = gfun(hist, t + mid * h_eff, um, p, r, lin) > 0
+                        up = jnp.any(changed & (gm != pos0), axis=1)
+                        return jnp.where(up, lo, mid), jnp.where(up, mid, hi)
 
-                        _, hi = jax.lax.fori_loop(0, 60, bisect, (jnp.zeros(C), jnp.ones(C)))
-                        thetas.append(jnp.where(cross[:, k], hi, jnp.inf))
-                    th = jnp.min(jnp.stack(thetas, axis=1), axis=1)
+                    _, th = jax.lax.fori_loop(0, 60, bisect, (jnp.zeros(C), jnp.ones(C)))
                     th = jnp.where(truncated, th, 1.0)
                     u_root = stepper.dense(u, h_eff, coef, th)
                     return (

@@ -35,6 +35,19 @@ FEATURES = {
     "00976": "conversion factors",
     "01103": "assigned variable stoichiometry",
     "01198": "concentration rate rule in a varying compartment",
+    "00407": "event with a delay",
+    "00932": "delayed event that is not persistent",
+    "00935": "event priorities with persistent and non-persistent events",
+    "01325": "delayed event using the values when it acts",
+    "01330": "simultaneous events using trigger-time values",
+    "01507": "delayed concentration assignment in a varying compartment",
+    "01519": "delay() in a non-persistent trigger",
+    "01703": "window trigger a long step would jump over",
+    "00979": "ids that are the generated code's names (y, p)",
+    "00950": "constant INF and NaN parameters",
+    "00955": "0^0 = 1 through time^time",
+    "00961": "avogadro csymbol",
+    "01199": "piecewise returning a boolean in a condition",
 }
 
 

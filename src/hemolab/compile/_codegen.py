@@ -8,7 +8,6 @@ variables (computed once per call, like a hand-written RHS) and lets us print po
 
 from __future__ import annotations
 
-import keyword
 from collections.abc import Sequence
 from types import ModuleType
 
@@ -20,10 +19,20 @@ from hemolab.model._expr import TIME, delayed
 __all__ = ["generate_function"]
 
 
+def _local(name: str) -> str:
+    """The Python local of a model name: prefixed, so that no model name (``y``, ``p``,
+    ``where``, ``e``, ``lambda``...) can shadow the arguments or the namespace's functions."""
+    return name if name == "t" else f"s_{name}"
+
+
 class _PowMixin:
-    """Cheap powers: x**2 → x*x, x**-1 → 1/x, x**0.5 → sqrt(x), x**a → exp(a*log(x))."""
+    """Cheap powers: x**2 → x*x, x**-1 → 1/x, x**0.5 → sqrt(x), x**a → exp(a*log(x)).
+    Symbols print as their prefixed locals (``_local``)."""
 
     _module: str
+
+    def _print_Symbol(self, expr: sp.Symbol) -> str:
+        return _local(expr.name)
 
     def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
         base, exp = expr.args
@@ -41,6 +50,8 @@ class _PowMixin:
             return f"sqrt({self._print(base)})"  # type: ignore[attr-defined]
         if exp == -sp.Rational(1, 2):
             return f"(1.0/sqrt({self._print(base)}))"  # type: ignore[attr-defined]
+        if not exp.is_number:  # symbolic exponent: power keeps 0**0 = 1 (SBML's pow)
+            return f"power({self._print(base)}, {self._print(exp)})"  # type: ignore[attr-defined]
         return f"exp(({self._print(exp)})*log({self._print(base)}))"  # type: ignore[attr-defined]
 
 
@@ -50,10 +61,6 @@ class _JaxCode(_PowMixin, JaxPrinter):
 
 class _NumpyCode(_PowMixin, NumPyPrinter):
     pass
-
-
-def _safe(name: str) -> str:
-    return f"{name}_" if keyword.iskeyword(name) else name
 
 
 def generate_function(
@@ -99,22 +106,22 @@ def generate_function(
     lines = [f"def {name}(t, y, p, z):"]
     for i, s in enumerate(state_names):
         if s in needed:
-            lines.append(f"    {_safe(s)} = y[{i}]")
+            lines.append(f"    {_local(s)} = y[{i}]")
     slopes = covariate_slopes or {}
     for j, s in enumerate(input_names):
         if s in needed:
             if s in slopes:  # linearly interpolated covariate: value + slope·(t - t_ref)
                 a, b = slopes[s]
-                lines.append(f"    {_safe(s)} = p[{j}] + p[{a}]*(t - p[{b}])")
+                lines.append(f"    {_local(s)} = p[{j}] + p[{a}]*(t - p[{b}])")
             else:
-                lines.append(f"    {_safe(s)} = p[{j}]")
+                lines.append(f"    {_local(s)} = p[{j}]")
     for name in sorted(n for n in needed if n.startswith("__raw_")):
-        lines.append(f"    {name} = p[{int(name[6:])}]")  # an input entry as stored
+        lines.append(f"    {_local(name)} = p[{int(name[6:])}]")  # an input entry as stored
     for k in range(len(delays)):
         if f"__z{k}" in needed:
-            lines.append(f"    __z{k} = z[{k}]")
+            lines.append(f"    {_local(f'__z{k}')} = z[{k}]")
     for n, e in kept:
-        lines.append(f"    {_safe(n)} = {printer.doprint(e)}")
+        lines.append(f"    {_local(n)} = {printer.doprint(e)}")
     body = ", ".join(f"({printer.doprint(e)}) + zero" for e in outs)
     lines.append("    zero = 0.0 * t")
     lines.append(f"    return stack([{body}]) if {len(outs)} else zeros((0,))")
@@ -141,6 +148,7 @@ def generate_function(
         numpy=mod,
         stack=mod.stack,
         zeros=mod.zeros,
+        power=mod.power,
         exp=mod.exp,
         log=mod.log,
         sqrt=mod.sqrt,

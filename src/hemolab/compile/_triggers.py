@@ -36,6 +36,7 @@ class CompiledTriggers:
     values_at_trigger: tuple[bool, ...] = ()
     assigned: Any = None  # np.ndarray (K, n_states + n_inputs) bool
     n_roots: int = 0
+    scales: tuple[Callable[..., Any], ...] = ()  # per trigger, (n_states + n_inputs,) factors
 
     @property
     def has_delays(self) -> bool:
@@ -53,9 +54,8 @@ def compile_triggers(cm: CompiledModel, parsed: tuple[Any, ...]) -> CompiledTrig
     assignments = tuple(mp.assignments) + tuple(
         zip(model.observable_names, mp.observables, strict=True)
     )
-    from hemolab.compile._compiled import codegen_context, engine_inputs
-
     from hemolab._errors import ModelError
+    from hemolab.compile._compiled import codegen_context, engine_inputs
     from hemolab.model._expr import delay_terms
 
     known = {(s, sp.srepr(tau)) for s, tau in mp.delays}
@@ -84,13 +84,18 @@ def compile_triggers(cm: CompiledModel, parsed: tuple[Any, ...]) -> CompiledTrig
         targets = dict(p.assign)
         outs = [targets.get(s, sp.Symbol(s, real=True)) for s in model.state_names]
         # untouched inputs keep their raw entries (hidden interpolation ones included)
-        outs += [
-            targets.get(s, sp.Symbol(f"__raw_{j}", real=True))
-            for j, s in enumerate(inputs)
-        ]
+        outs += [targets.get(s, sp.Symbol(f"__raw_{j}", real=True)) for j, s in enumerate(inputs)]
         fname = f"trigger_action{k}"
         _, ns_k = generate_function(fname, outs, **common)  # type: ignore[arg-type]
         actions.append(ns_k[fname])
+    scales = []
+    if any(p.scale for p in parsed):
+        for k, p in enumerate(parsed):
+            factors = dict(p.scale)
+            fname = f"trigger_scale{k}"
+            outs = [factors.get(s, sp.Integer(1)) for s in slots]
+            _, ns_k = generate_function(fname, outs, **common)  # type: ignore[arg-type]
+            scales.append(ns_k[fname])
     extra: dict[str, Callable[..., Any] | None] = {}
     for what in ("delay", "priority"):
         exprs = [getattr(p, what) for p in parsed]
@@ -113,6 +118,7 @@ def compile_triggers(cm: CompiledModel, parsed: tuple[Any, ...]) -> CompiledTrig
                 p.persistent,
                 p.values_at_trigger,
                 [str(r) for r in p.roots],
+                [(n, str(e)) for n, e in p.scale],
             )
             for p in parsed
         ]
@@ -130,4 +136,5 @@ def compile_triggers(cm: CompiledModel, parsed: tuple[Any, ...]) -> CompiledTrig
         values_at_trigger=tuple(p.values_at_trigger for p in parsed),
         assigned=assigned,
         n_roots=len(roots),
+        scales=tuple(scales),
     )

@@ -57,6 +57,10 @@ class Trigger:
     values_at_trigger
         Whether the assigned values are computed when the condition turns true (the
         default) or when the trigger acts (SBML ``useValuesFromTriggerTime``).
+    scale
+        ``name → factor`` multiplying an assigned value, always evaluated when the trigger
+        acts: an SBML species concentration assigned by a delayed event becomes an amount
+        with its compartment's size at that moment.
 
     Examples
     --------
@@ -72,6 +76,7 @@ class Trigger:
     priority: str | float | sp.Basic | None = None
     persistent: bool = True
     values_at_trigger: bool = True
+    scale: Mapping[str, str | float | int | sp.Basic] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,7 @@ class ParsedTrigger:
     # signed distances of the condition's comparisons: the condition can change only where
     # one of them changes sign, so steps stop there (a window condition is never jumped over)
     roots: tuple[sp.Expr, ...] = ()
+    scale: tuple[tuple[str, sp.Expr], ...] = ()
 
 
 def parse_trigger(trigger: Trigger, model: Model, index: int) -> ParsedTrigger:
@@ -153,6 +159,15 @@ def parse_trigger(trigger: Trigger, model: Model, index: int) -> ParsedTrigger:
         if unknown:
             raise UnknownSymbolError(f"{where}: assign {target!r} uses undeclared {unknown}")
         assign.append((target, expr))
+    scale: list[tuple[str, sp.Expr]] = []
+    for target, factor in trigger.scale.items():
+        if target not in trigger.assign:
+            raise ModelError(f"{where}: scale for {target!r}, which the trigger does not assign")
+        expr = parse_expression(factor, state_names=states, where=f"{where} scale {target!r}")
+        unknown = sorted(symbol_names(expr) - known)
+        if unknown:
+            raise UnknownSymbolError(f"{where}: scale of {target!r} uses undeclared {unknown}")
+        scale.append((target, expr))
     extra: dict[str, sp.Expr | None] = {}
     for what in ("delay", "priority"):
         value = getattr(trigger, what)
@@ -176,6 +191,7 @@ def parse_trigger(trigger: Trigger, model: Model, index: int) -> ParsedTrigger:
         persistent=bool(trigger.persistent),
         values_at_trigger=bool(trigger.values_at_trigger),
         roots=roots,
+        scale=tuple(scale),
     )
 
 

@@ -191,14 +191,26 @@ def write_sbml(model: Model, path: str | os.PathLike[str] | None = None) -> str:
         ):
             ev = m.createEvent()
             ev.setId(p.name)
-            ev.setUseValuesFromTriggerTime(True)
+            ev.setUseValuesFromTriggerTime(bool(p.values_at_trigger))
             t = ev.createTrigger()
             t.setInitialValue(bool(trig.initial_value))
-            t.setPersistent(True)
+            t.setPersistent(bool(p.persistent))
             t.setMath(_math(p.g > 0, f"trigger {p.name!r}"))
+            if p.delay is not None:
+                ev.createDelay().setMath(_math(p.delay, f"trigger {p.name!r} delay"))
+            if p.priority is not None:
+                ev.createPriority().setMath(_math(p.priority, f"trigger {p.name!r} priority"))
+            factors = dict(p.scale)
+            if factors and p.delay is not None and p.values_at_trigger:
+                raise SBMLError(
+                    f"trigger {p.name!r}: a delayed assignment computed when it triggers but "
+                    "scaled when it acts has no SBML form"
+                )
             for target, value in p.assign:
                 ea = ev.createEventAssignment()
                 ea.setVariable(target)
+                if target in factors:
+                    value = value * factors[target]
                 ea.setMath(_math(value, f"trigger {p.name!r} assignment {target!r}"))
                 if target in model.parameter_names + model.covariate_names:
                     m.getParameter(target).setConstant(False)

@@ -20,6 +20,7 @@ Results name variables by SBML id: a species is reported through an observable o
 from __future__ import annotations
 
 import keyword
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -360,6 +361,19 @@ class _Builder:
             for e in [*ddt.values(), *assignments.values(), *trigger_exprs]
             for d in e.atoms(delayed)
         }
+        # constants whose value is not finite (SBML allows INF and NaN values) are not states:
+        # the solver refuses non-finite states
+        targets = {name for trig in triggers for name in trig.assign}
+        for n in sorted(self.state_names):
+            number = _number(initial[n])
+            if (
+                ddt[n] == 0
+                and n not in targets
+                and number is not None
+                and not math.isfinite(number)
+            ):
+                assignments[n] = initial[n]
+                self.state_names.discard(n)
         states = [
             State(
                 n,
@@ -412,6 +426,7 @@ class _Builder:
                 cond = sp.Eq(TIME, TIME) if cond == sp.true else sp.Lt(TIME, TIME)
             initial_value = bool(trig.getInitialValue()) if trig.isSetInitialValue() else True
             assign: dict[str, Any] = {}
+            scale: dict[str, Any] = {}  # concentrations: times the compartment when it acts
             for j in range(ev.getNumEventAssignments()):
                 ea = ev.getEventAssignment(j)
                 if not ea.isSetMath():
@@ -426,7 +441,7 @@ class _Builder:
                     self.math(ea.getMath(), f"assignment of {target!r} in {where}")
                 )
                 if var.kind == "species" and not var.has_only_substance_units:
-                    value = value * self.symbols[var.compartment or ""]
+                    scale[var.name] = self.symbols[var.compartment or ""]
                 assign[var.name] = value
             if not assign:
                 continue  # an event that changes nothing
@@ -447,6 +462,7 @@ class _Builder:
                     priority=priority,
                     persistent=bool(trig.getPersistent()) if trig.isSetPersistent() else True,
                     values_at_trigger=bool(ev.getUseValuesFromTriggerTime()),
+                    scale=scale,
                 )
             )
         return out

@@ -17,8 +17,9 @@ from hemolab.model._expr import TIME
 
 __all__ = ["AVOGADRO", "MathContext", "to_sympy"]
 
-AVOGADRO = 6.02214076e23
-"""SBML L3V2's value of the ``avogadro`` csymbol (the 2019 SI value)."""
+AVOGADRO = 6.02214179e23
+"""The value the SBML L3 specifications give the ``avogadro`` csymbol (CODATA 2006; the SBML
+Test Suite's expected results use it, not the 2019 SI value 6.02214076e23)."""
 
 
 class MathContext:
@@ -100,6 +101,13 @@ def to_sympy(ast: Any, ctx: MathContext) -> Any:
     if t == ls.AST_FUNCTION_PIECEWISE:
         a = args()
         pairs = [(a[i], _as_bool(a[i + 1], ctx)) for i in range(0, len(a) - 1, 2)]
+        values = [v for v, _ in pairs] + ([a[-1]] if len(a) % 2 else [])
+        if values and all(v in (sp.true, sp.false) or _is_condition(v) for v in values):
+            # a boolean-valued piecewise is a condition: (c1 and v1) or (not c1 and ...)
+            result: Any = a[-1] if len(a) % 2 else sp.false
+            for value, cond in reversed(pairs):
+                result = sp.Or(sp.And(cond, value), sp.And(sp.Not(cond), result))
+            return result
         if len(a) % 2:
             pairs.append((a[-1], sp.true))
         else:  # SBML: undefined when no piece applies; NaN makes that visible

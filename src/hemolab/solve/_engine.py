@@ -16,11 +16,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hemolab._errors import SolveError
 from hemolab.compile._compiled import CompiledModel
 from hemolab.compile._triggers import CompiledTriggers
 from hemolab.events._ops import OP_BOLUS, OP_MULTIPLY, OP_NOP, OP_OUTPUT, OP_REPLACE, OP_RESET
 from hemolab.solve._dopri5 import DOPRI5, Stepper
-from hemolab._errors import SolveError
 from hemolab.solve._loop import QUEUE_FULL, ChunkInputs, make_chunk_solver
 from hemolab.solve._status import Status
 

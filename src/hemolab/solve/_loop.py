@@ -154,6 +154,7 @@ def make_chunk_solver(
     K = triggers.n if triggers is not None else 0
     g_b = jax.vmap(triggers.g) if triggers is not None else None
     act_b = [jax.vmap(a) for a in triggers.actions] if triggers is not None else []
+    scale_b = [jax.vmap(a) for a in triggers.scales] if triggers is not None else []
     initially_true = jnp.asarray(
         triggers.initial_value if triggers is not None and triggers.initial_value else (True,) * K,
         dtype=bool,
@@ -394,6 +395,7 @@ def make_chunk_solver(
             fresh = c["fresh"]
             firing = jnp.zeros(C, dtype=bool)
             q_t, q_k, q_v, q_seq = c["q_t"], c["q_k"], c["q_v"], c["q_seq"]
+            g_all = jnp.zeros((C, 0))
             if K:
                 # -------- state triggers: conditions turning true enqueue a firing ----------
                 hist0 = c["hist"]
@@ -459,6 +461,11 @@ def make_chunk_solver(
                         [act(t, y, p, z) for act in act_b],
                     )
                     new = jnp.where(use_stored_j[kstar], stored, now)
+                    if scale_b:  # factors taken when the trigger acts (SBML concentrations)
+                        new = new * jnp.select(
+                            [(kstar == k)[:, None] for k in range(K)],
+                            [sc(t, y, p, z) for sc in scale_b],
+                        )
                     y_new, p_new = new[:, :n], new[:, n:]
                     u_new = jnp.where(y_new == y, u, to_u(y_new))
                     bad = firing & ~jnp.all(jnp.isfinite(u_new), axis=1)

@@ -395,6 +395,12 @@ def _parse(m: Model) -> ParsedModel:
             state_sym, tau = term.args
             key = (str(state_sym), sp.srepr(tau))
             delays.setdefault(key, (str(state_sym), tau))  # type: ignore[arg-type]
+    for state_name, tau in delays.values():
+        if state_name not in states:
+            raise DelayError(
+                f"model {m.name!r}: {state_name}(t - {tau}) reads {state_name!r} with a delay, "
+                f"but only states have a past; states: {list(states)}"
+            )
     ordered = tuple(sorted(delays.values(), key=lambda d: (states.index(d[0]), sp.srepr(d[1]))))
     return ParsedModel(
         ddt=ddt,

@@ -95,12 +95,17 @@ def _read_document(source: str | os.PathLike[str]) -> tuple[Any, str]:
     import libsbml as ls
 
     text = str(source)
-    if isinstance(source, str) and source.lstrip().startswith("<"):
+    # a string is a document when it looks like XML text, a path otherwise
+    if isinstance(source, str) and ("<" in source or "\n" in source or len(source) > 4096):
         doc, label = ls.readSBMLFromString(source), "SBML string"
     else:
         path = Path(source)
-        if not path.is_file():
-            raise SBMLError(f"SBML file {text!r} does not exist")
+        try:
+            exists = path.is_file()
+        except OSError:  # a name the file system refuses (too long, ...)
+            exists = False
+        if not exists:
+            raise SBMLError(f"SBML file {text[:200]!r} does not exist")
         doc, label = ls.readSBMLFromFile(str(path)), str(path)
     _raise_errors(doc, label)
     if doc.getModel() is None:
@@ -491,10 +496,10 @@ class _Builder:
                 sr.getStoichiometryMath().getMath(), f"stoichiometry in {rx.getId()!r}"
             )
         value = sr.getStoichiometry()
-        if value != value:  # L3 without a stoichiometry
+        if not math.isfinite(value):  # L3 without a stoichiometry (NaN), or INF
             raise SBMLError(
                 f"{self.label}: species reference to {sr.getSpecies()!r} in reaction "
-                f"{rx.getId()!r} has no stoichiometry"
+                f"{rx.getId()!r} has no finite stoichiometry ({value})"
             )
         return sp.Float(value) if value != int(value) else sp.Integer(int(value))
 

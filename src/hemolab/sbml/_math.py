@@ -96,7 +96,7 @@ def to_sympy(ast: Any, ctx: MathContext) -> Any:
     if t == ls.AST_FUNCTION_DELAY:
         if ctx.delay is None:
             raise UnsupportedSBMLError(f"{ctx.where}: delay() is not allowed here")
-        a, b = args()
+        a, b = numbers()
         return ctx.delay(a, b)
     if t == ls.AST_FUNCTION_PIECEWISE:
         a = args()

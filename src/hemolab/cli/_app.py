@@ -207,16 +207,44 @@ def simulate(
         int, typer.Option("--chunk-size", help="Virtual patients per chunk (memory bound).")
     ] = 2048,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+    sedml: Annotated[
+        Path | None,
+        typer.Option(
+            "--sedml",
+            help="Run this SED-ML experiment on the SBML MODEL; --out is then a folder for "
+            "its reports (CSV) and plots (PNG).",
+        ),
+    ] = None,
 ) -> None:
     """Simulate MODEL (from its initial state, or under an event dataset) to a Parquet file.
 
     With --population N --seed S: N virtual patients (ids V0000000...) drawn from the model's
     published inter-individual variability, or from --omega FILE; one long result file, written
     chunk by chunk. An event dataset then holds one subject: the regimen every patient gets.
+
+    With --sedml FILE: the SED-ML's uniform time courses (with its model changes) on the SBML
+    MODEL, by hemolab's solver; each report written to OUT/<id>.csv, each plot to OUT/<id>.png.
     """
     from hemolab._simulate import simulate as run
     from hemolab.model._units import parse_duration
 
+    if sedml is not None:
+        others = {
+            "--t-end": t_end is not None,
+            "--dt": dt is not None,
+            "--events": events is not None,
+            "--time-unit": time_unit is not None,
+            "--param": bool(param),
+            "--population": population is not None,
+            "--seed": seed is not None,
+            "--omega": omega is not None,
+            "--residual-error": residual_error,
+            "--dose-before-obs": dose_before_obs,
+        }
+        _simulate_sedml(
+            model, sedml, out, [k for k, v in others.items() if v], rtol, atol, json_out
+        )
+        return
     try:
         if out.suffix.lower() not in (".parquet", ".pq"):
             raise HemolabError(f"--out {str(out)!r}: the result is Parquet; name it *.parquet")
@@ -268,6 +296,53 @@ def simulate(
         _print_summary(summary)
     if len(res.failed):
         raise typer.Exit(1)
+
+
+def _simulate_sedml(
+    model: str,
+    sedml: Path,
+    out: Path,
+    conflicts: list[str],
+    rtol: float,
+    atol: float,
+    json_out: bool,
+) -> None:
+    """``simulate MODEL --sedml FILE --out DIR``: a SED-ML experiment's outputs into DIR."""
+    from hemolab._errors import SolveError
+    from hemolab.sbml import run_sedml
+
+    try:
+        if conflicts:
+            raise HemolabError(
+                f"{', '.join(conflicts)} cannot be combined with --sedml: the SED-ML file sets "
+                "the time course and the model changes"
+            )
+        for name, value in (("--rtol", rtol), ("--atol", atol)):
+            if not (math.isfinite(value) and value > 0):
+                raise HemolabError(f"{name} must be a finite number > 0, got {value:g}")
+        if Path(model).suffix.lower() not in (".xml", ".sbml"):
+            raise HemolabError(f"--sedml runs on an SBML model file (.xml/.sbml), got {model!r}")
+        if out.exists() and not out.is_dir():
+            raise HemolabError(f"--out {str(out)!r}: with --sedml, --out names a folder")
+        with _warnings_to_console():
+            result = run_sedml(sedml, model, out, rtol=rtol, atol=atol)
+    except SolveError as exc:
+        raise _fail(str(exc), 1) from None
+    except HemolabError as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:  # a folder that cannot be created or written
+        raise _fail(f"cannot write into {str(out)!r}: {exc.strerror or exc}") from None
+    summary = result.summary()
+    if json_out:
+        print(json.dumps(summary, indent=2))
+        return
+    console.print(
+        f"[bold]{escape(str(sedml))}[/]: {len(result.tasks)} task(s) "
+        f"({', '.join(result.tasks)}), solved by hemolab",
+        soft_wrap=True,
+    )
+    for oid, path in summary["outputs"].items():
+        console.print(f"written: {oid} -> {path}", soft_wrap=True, highlight=False)
 
 
 def _simulate_population(

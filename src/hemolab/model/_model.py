@@ -532,11 +532,9 @@ def _validate(m: Model) -> None:
     typical = {p.name: float(p.value) for p in m.parameters}
     typical.update({c.name: c.default for c in m.covariates if c.default is not None})
     for state_name, tau in parsed.delays:
-        if not symbol_names(tau) <= static or tau.has(TIME):
-            raise DelayError(
-                f"model {m.name!r}: delay of state {state_name!r} is {tau}; only constant delays "
-                "(expressions of parameters and covariates) are supported"
-            )
+        variable = not symbol_names(tau) <= static or tau.has(TIME) or bool(delay_terms(tau))
+        if variable:  # state-dependent: must stay above 0, checked while solving
+            check_symbols(tau, f"delay of state {state_name!r}", dynamic)
         st = m.state(state_name)
         if st.history is None:
             raise DelayError(
@@ -544,6 +542,8 @@ def _validate(m: Model) -> None:
                 f"{tau})) but declares no history; give State(..., history=...) "
                 "(a constant expression, or 'initial')"
             )
+        if variable:
+            continue
         try:
             tau_value = float(tau.subs({sp.Symbol(k, real=True): v for k, v in typical.items()}))
         except (TypeError, ValueError):

@@ -1,4 +1,5 @@
-"""SBML and Antimony: import into hemolab models, export, and the SBML Test Suite runner."""
+"""SBML and Antimony: import into hemolab models, export, SED-ML experiments, and the SBML Test
+Suite runner."""
 
 from hemolab.sbml._export import write_sbml as write_sbml
 from hemolab.sbml._import import (
@@ -8,3 +9,4 @@ from hemolab.sbml._import import (
     read_antimony as read_antimony,
     read_sbml as read_sbml,
 )
+from hemolab.sbml._sedml import SedmlRun as SedmlRun, run_sedml as run_sedml

@@ -21,7 +21,7 @@ from hemolab.compile._compiled import CompiledModel
 from hemolab.compile._triggers import CompiledTriggers
 from hemolab.events._ops import OP_BOLUS, OP_MULTIPLY, OP_NOP, OP_OUTPUT, OP_REPLACE, OP_RESET
 from hemolab.solve._dopri5 import DOPRI5, Stepper
-from hemolab.solve._loop import QUEUE_FULL, ChunkInputs, make_chunk_solver
+from hemolab.solve._loop import DELAY_NOT_POSITIVE, QUEUE_FULL, ChunkInputs, make_chunk_solver
 from hemolab.solve._status import Status
 
 __all__ = ["ActionTable", "RawSolution", "make_solve_fn", "run_actions"]
@@ -145,6 +145,12 @@ def _discontinuity_stops(
     taus = np.asarray(
         jax.vmap(lambda p: cm.delays(0.0, jnp.zeros(n), p, jnp.zeros(nd)))(jnp.asarray(inputs))
     )
+    from hemolab.solve._history import _delay_structure
+
+    variable, _, _ = _delay_structure(cm)
+    taus = taus[:, ~variable]  # state-dependent delays: no predictable jump times
+    if taus.shape[1] == 0:
+        return table, t0
     if table.n_subjects == 1 and len(taus) > 1 and not np.all(taus == taus[0]):
         # patients differ in their delays: each needs its own stops
         reps = len(taus)
@@ -285,6 +291,14 @@ def run_actions(
         if not cm.has_delays or len(overflowed) == 0 or not grow_history:
             break
         pending, hsize = overflowed, hsize * 4
+    if np.any(status == DELAY_NOT_POSITIVE):
+        rows_bad = np.flatnonzero(status == DELAY_NOT_POSITIVE)
+        names = [f"{s}(t - {tau})" for s, tau in cm.model.delays]
+        raise SolveError(
+            f"a state-dependent delay fell to 0 or below (it must stay above a positive bound "
+            f"where the equations read it, >= 0 where only outputs do) for batch indices "
+            f"{rows_bad[:10].tolist()}; delays: {names}"
+        )
     if np.any(status == QUEUE_FULL):
         rows_full = np.flatnonzero(status == QUEUE_FULL)
         raise SolveError(

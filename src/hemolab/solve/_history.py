@@ -11,7 +11,7 @@ is reported as ``history_overflow`` for that patient; it is never silently wrong
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jax
@@ -38,6 +38,16 @@ class History:
     n_states: int
     n_delays: int
     stepper: Stepper
+    # state-dependent delays (``x(t - tau(t, y))``): their lengths are evaluated where they are
+    # read, in ``passes`` rounds when a length itself reads delayed values
+    variable: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # (n_delays,)
+    steers: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # read by rhs
+    taus_fn: Any = None  # (t, y, p, z) batched -> (C, n_delays)
+    passes: int = 1
+
+    @property
+    def any_variable(self) -> bool:
+        return bool(np.any(self.variable))
 
     @staticmethod
     def for_model(cm: CompiledModel, *, size: int, stepper: Stepper) -> History:
@@ -47,7 +57,12 @@ class History:
         term_pos = np.array([dnames.index(s) for s, _ in cm.model.delays], dtype=np.int32)
         n, nd = cm.n_states, cm.n_delays
         zeros_y, zeros_z = jnp.zeros(n), jnp.zeros(nd)
+        variable, steers, passes = _delay_structure(cm)
         return History(
+            variable=variable,
+            steers=steers,
+            taus_fn=jax.vmap(cm.delays),
+            passes=passes,
             size=max(int(size), 16),
             dstates=dstates,
             term_pos=term_pos,
@@ -98,9 +113,29 @@ class History:
         hs["y_begin"] = jnp.where(mask[:, None], self.initial_fn(p)[:, self.dstates], hs["y_begin"])
         return hs
 
-    def max_step(self, hs: dict, p: jax.Array) -> jax.Array:
-        """Steps never exceed the smallest delay (explicit method of steps)."""
-        return jnp.min(self.delays_fn(p), axis=1)
+    def max_step(self, hs: dict, p: jax.Array, taus_now: jax.Array | None = None) -> jax.Array:
+        """Steps never exceed the smallest delay (explicit method of steps); state-dependent
+        delays count at their current length ``taus_now`` when the right-hand side reads
+        them."""
+        taus = self.delays_fn(p)
+        if self.any_variable and taus_now is not None:
+            var = jnp.asarray(self.variable)[None, :]
+            taus = jnp.where(var, taus_now, taus)
+            taus = jnp.where(var & ~jnp.asarray(self.steers)[None, :], jnp.inf, taus)
+        return jnp.min(taus, axis=1)
+
+    def current_taus(self, hs: dict, t: jax.Array, y: jax.Array, p: jax.Array) -> jax.Array:
+        """Every delay's length at ``(t, y)`` (C, n_delays)."""
+        z = self.lookup(hs, t, p, y)
+        return self.taus_fn(t, y, p, z)
+
+    def bad_delay(self, taus_now: jax.Array) -> jax.Array:
+        """(C,) a state-dependent delay read by the right-hand side is not > 0, or one read
+        only by outputs is negative (it would read the future)."""
+        var = jnp.asarray(self.variable)[None, :]
+        steer = jnp.asarray(self.steers)[None, :]
+        bad = var & ((steer & ~(taus_now > 0)) | (~steer & ~(taus_now >= 0)))
+        return jnp.any(bad, axis=1)
 
     def overflowed(self, hs: dict) -> jax.Array:
         return hs["overflow"]
@@ -114,13 +149,18 @@ class History:
         u: jax.Array,
         coef: jax.Array,
         p: jax.Array,
+        taus_now: jax.Array | None = None,
     ) -> dict:
         """Record the accepted step [t, t+h] of the masked patients."""
         R = self.size
         C = t.shape[0]
         rows = jnp.arange(C)
         head = hs["head"]
-        tau_max = jnp.max(self.delays_fn(p), axis=1)
+        taus = self.delays_fn(p)
+        if self.any_variable and taus_now is not None:
+            # state-dependent lengths may grow: keep twice their current reach
+            taus = jnp.where(jnp.asarray(self.variable)[None, :], 2.0 * taus_now, taus)
+        tau_max = jnp.max(taus, axis=1)
         old_end = hs["t_start"][rows, head] + hs["h"][rows, head]
         full = hs["count"] >= R
         # the overwritten segment may still be needed by queries reaching back tau_max
@@ -142,12 +182,23 @@ class History:
         return new
 
     # -- lookup --------------------------------------------------------------------------------
-    def lookup(self, hs: dict, t: jax.Array, p: jax.Array) -> jax.Array:
-        """Values of every delay term at time ``t`` (C,) → (C, n_delays), natural coords."""
+    def lookup(self, hs: dict, t: jax.Array, p: jax.Array, y: jax.Array | None = None) -> jax.Array:
+        """Values of every delay term at time ``t`` (C,) → (C, n_delays), natural coords.
+        State-dependent delays need the states ``y`` at ``t``."""
+        taus = self.delays_fn(p)  # (C, n_delays)
+        z = self._values_at(hs, t, taus, p)
+        if not self.any_variable or y is None:
+            return z
+        var = jnp.asarray(self.variable)[None, :]
+        for _ in range(self.passes):
+            taus = jnp.where(var, self.taus_fn(t, y, p, z), taus)
+            z = self._values_at(hs, t, taus, p)
+        return z
+
+    def _values_at(self, hs: dict, t: jax.Array, taus: jax.Array, p: jax.Array) -> jax.Array:
         R = self.size
         C = t.shape[0]
         rows = jnp.arange(C)
-        taus = self.delays_fn(p)  # (C, n_delays)
         count, head = hs["count"], hs["head"]
         first = (head - count) % R
         out = []
@@ -182,3 +233,51 @@ class History:
             hist_y = self.history_fn(q, p)[:, self.dstates]  # (C, m), the past at q
             out.append(jnp.where(before, hist_y[:, j], val))
         return jnp.stack(out, axis=1)
+
+
+def _delay_structure(cm: CompiledModel) -> tuple[np.ndarray, np.ndarray, int]:
+    """Which delays have state-dependent lengths, which the right-hand side reads (directly,
+    through assignments, or through another such delay's length), and how deep lengths nest
+    (rounds of lookup needed)."""
+    import sympy as sp
+
+    from hemolab.model._expr import TIME, delay_terms, symbol_names
+
+    parsed = cm.model.parsed
+    terms = list(parsed.delays)
+    static = set(cm.model.parameter_names) | set(cm.model.covariate_names)
+
+    def inline(e: sp.Basic) -> sp.Basic:
+        for name, expr in reversed(parsed.assignments):
+            e = e.xreplace({sp.Symbol(name, real=True): expr})
+        return e
+
+    def term_ids(e: sp.Basic) -> set[int]:
+        found = {(str(d.args[0]), sp.srepr(d.args[1])) for d in delay_terms(e)}
+        return {k for k, (s, tau) in enumerate(terms) if (s, sp.srepr(tau)) in found}
+
+    taus = [inline(tau) for _, tau in terms]
+    variable = np.array(
+        [bool(symbol_names(t) - static) or t.has(TIME) or bool(delay_terms(t)) for t in taus],
+        dtype=bool,
+    )
+    steers = np.zeros(len(terms), dtype=bool)
+    todo = set().union(*(term_ids(inline(e)) for e in parsed.ddt)) if parsed.ddt else set()
+    while todo:
+        k = todo.pop()
+        if not steers[k]:
+            steers[k] = True
+            todo |= term_ids(taus[k])
+    depth: dict[int, int] = {}
+
+    def depth_of(k: int, seen: tuple[int, ...] = ()) -> int:
+        if k in depth:
+            return depth[k]
+        if k in seen:
+            return len(terms)
+        inner = [depth_of(j, (*seen, k)) for j in term_ids(taus[k])]
+        depth[k] = 1 + max(inner, default=0)
+        return depth[k]
+
+    passes = max((depth_of(k) for k in range(len(terms)) if variable[k]), default=1)
+    return variable, steers, passes

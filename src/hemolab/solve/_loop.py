@@ -49,12 +49,13 @@ from hemolab.solve._dopri5 import DOPRI5, Stepper
 from hemolab.solve._history import History
 from hemolab.solve._status import Status
 
-__all__ = ["QUEUE_FULL", "ChunkInputs", "ChunkResult", "make_chunk_solver"]
+__all__ = ["DELAY_NOT_POSITIVE", "QUEUE_FULL", "ChunkInputs", "ChunkResult", "make_chunk_solver"]
 
 _RUNNING = int(Status.RUNNING)
 _NONFINITE = int(Status.NONFINITE)
 _IDLE = 99  # a lane without a patient (the call's queue is empty)
 QUEUE_FULL = 98  # internal: more trigger firings pending than the queue holds (retried larger)
+DELAY_NOT_POSITIVE = 97  # internal: a state-dependent delay fell to 0 (reported as an error)
 
 
 class ChunkInputs(NamedTuple):
@@ -214,10 +215,10 @@ def make_chunk_solver(
         C = min(lanes, M)
         rtol, atol = ci.rtol, ci.atol
 
-        def delayed_values(hs: Any, t: jax.Array, p: jax.Array) -> jax.Array:
+        def delayed_values(hs: Any, t: jax.Array, p: jax.Array, y: jax.Array) -> jax.Array:
             if history is None:
                 return jnp.zeros((C, 0))
-            return history.lookup(hs, t, p)
+            return history.lookup(hs, t, p, y)
 
         def ystate(t: jax.Array, u: jax.Array, p: jax.Array, r: jax.Array, lin: Any) -> jax.Array:
             """Natural-coordinate states at ``t``; linear states from their closed form."""
@@ -231,7 +232,7 @@ def make_chunk_solver(
             hs: Any, t: jax.Array, u: jax.Array, p: jax.Array, r: jax.Array, lin: Any
         ) -> jax.Array:
             y = ystate(t, u, p, r, lin)
-            dy = jnp.where(lin[2], rhs_b(t, y, p, delayed_values(hs, t, p)) + r, 0.0)
+            dy = jnp.where(lin[2], rhs_b(t, y, p, delayed_values(hs, t, p, y)) + r, 0.0)
             if nL:
                 dy = dy.at[:, lin_idx].set(0.0)
             return jnp.where(log_mask, dy / y, dy) if any_log else dy
@@ -270,12 +271,13 @@ def make_chunk_solver(
             distances of their comparisons (C, n_roots)."""
             if g_b is None:
                 return jnp.zeros((C, 0))
-            return g_b(t, ystate(t, u, p, r, lin), p, delayed_values(hs, t, p))
+            y = ystate(t, u, p, r, lin)
+            return g_b(t, y, p, delayed_values(hs, t, p, y))
 
         def observe(hs: Any, t: jax.Array, y: jax.Array, p: jax.Array) -> jax.Array:
             if n_obs == 0:
                 return y
-            return jnp.concatenate([y, obs_b(t, y, p, delayed_values(hs, t, p))], axis=1)
+            return jnp.concatenate([y, obs_b(t, y, p, delayed_values(hs, t, p, y))], axis=1)
 
         def load(pid: jax.Array) -> dict[str, Any]:
             """Fresh lane state for patients ``pid`` (C,); pid >= n_valid gives an idle lane."""
@@ -411,7 +413,7 @@ def make_chunk_solver(
                 def enqueue(a):
                     q_t, q_k, q_v, q_seq, seq, status = a
                     y = to_y(u)
-                    z = delayed_values(hist0, t, p)
+                    z = delayed_values(hist0, t, p, y)
                     vals = jnp.stack([act(t, y, p, z) for act in act_b], axis=1)
                     d = delay_b(t, y, p, z) if delay_b is not None else jnp.zeros((C, K))
                     for k in range(K):
@@ -444,7 +446,7 @@ def make_chunk_solver(
                 def fire(a):
                     u, p, q_t, n_fired, first_fired, status = a
                     y = to_y(u)
-                    z = delayed_values(hist0, t, p)
+                    z = delayed_values(hist0, t, p, y)
                     if prio_b is not None:
                         pr = jnp.take_along_axis(prio_b(t, y, p, z), q_k, axis=1)
                         pr = jnp.where(jnp.isnan(pr), -jnp.inf, pr)
@@ -523,7 +525,7 @@ def make_chunk_solver(
                         init_b(p),
                         jnp.where(
                             blood_mask[None, :],
-                            y * (1.0 - v / bv_b(t, y, p, delayed_values(hist, t, p))),
+                            y * (1.0 - v / bv_b(t, y, p, delayed_values(hist, t, p, y))),
                             y,
                         ),
                         jnp.where(e, 0.0, y),
@@ -607,8 +609,14 @@ def make_chunk_solver(
             k1, h = jax.lax.cond(jnp.any(need), restart, lambda a: a, (c["k1"], c["h"]))
             if fixed_step is not None:
                 h = jnp.full_like(h, fixed_step)
+            taus_now = None
             if history is not None:
-                h = jnp.minimum(h, history.max_step(hist, p))
+                if history.any_variable:  # state-dependent delays: their lengths now
+                    taus_now = history.current_taus(hist, t, ystate(t, u, p, r, lin), p)
+                    bad = stepping & history.bad_delay(taus_now)
+                    status = jnp.where(bad, DELAY_NOT_POSITIVE, status)
+                    stepping = stepping & ~bad
+                h = jnp.minimum(h, history.max_step(hist, p, taus_now))
             fresh = fresh & ~stepping
             land = h >= room
             h_eff = jnp.where(land, room, h)
@@ -664,7 +672,7 @@ def make_chunk_solver(
 
             # dense output for outputs strictly inside (t, t_new)
             if history is not None:
-                hist = history.append(hist, accept, t, h_eff, u, coef, p)
+                hist = history.append(hist, accept, t, h_eff, u, coef, p, taus_now)
 
             def dense_cond(dc):
                 dptr, _ = dc

@@ -84,7 +84,7 @@ def assert_bad_input(result: Result, *fragments: str) -> str:
 
 
 def test_schemas_ship_for_every_json_command() -> None:
-    assert schema_names() == ["demo", "models", "sbml-suite", "simulate"]
+    assert schema_names() == ["demo", "models", "sbml-suite", "simulate", "simulate-sedml"]
     for name in schema_names():
         schema = load_schema(name)
         jsonschema.Draft202012Validator.check_schema(schema)

@@ -36,7 +36,7 @@ def test_time_dependent_delay_matches_the_method_of_steps_by_hand():
 def _rk4_reference(a: float, t_end: float, h: float) -> tuple[np.ndarray, np.ndarray]:
     """x' = a x(t - (1 + x(t)²)), x = 1 in the past: classical RK4 on a fixed grid, the past
     read by cubic Hermite interpolation of the computed points (independent of hemolab)."""
-    n = int(round(t_end / h))
+    n = round(t_end / h)
     ts = np.linspace(0.0, t_end, n + 1)
     xs = np.empty(n + 1)
     fs = np.empty(n + 1)

@@ -19,12 +19,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import jsonschema
 import numpy as np
 import pytest
 from typer.testing import CliRunner, Result
 
 import hemolab as hl
 from hemolab.cli import app
+from hemolab.cli._schemas import load_schema
 from hemolab.sbml import run_sedml
 
 DATA = Path(__file__).parent / "data" / "biomodels"
@@ -130,6 +132,7 @@ def test_biomodels_sedml_matches_roadrunner(
                  *SOLVER, "--json")  # fmt: skip
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
+    jsonschema.validate(summary, load_schema("simulate-sedml"))
     assert summary["tasks"] == ["task1"]
     plots = [k for k in summary["outputs"] if k != "all_data"]
     assert plots

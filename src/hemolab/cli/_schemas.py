@@ -1,8 +1,9 @@
 """JSON Schemas (draft 2020-12) of the CLI's ``--json`` outputs, shipped as package data.
 
 One schema per command, in ``hemolab/schemas/<command>.schema.json``: ``models``,
-``simulate`` (``simulate-sedml`` when it runs a SED-ML file), ``sbml-suite`` and ``demo``. They are the contract scripts rely on; the tests validate every
-``--json`` output against them.
+``simulate`` (``simulate-sedml`` when it runs a SED-ML file), ``sbml-suite`` and ``demo``.
+They are the contract scripts rely on; the tests validate every ``--json`` output against
+them.
 """
 
 from __future__ import annotations

@@ -104,6 +104,26 @@ def test_bad_documents_name_the_problem(tmp_path: Path) -> None:
         read_sbml(broken)
     with pytest.raises(hl.SBMLError, match="Antimony string"):
         read_antimony("model x\n  S1 -> ; k*\nend")
+    # a missing reference (species in an undeclared compartment): the id and the line
+    missing = _document(COMPARTMENT + SPECIES.replace("compartment='c'", "compartment='nowhere'"))
+    with pytest.raises(hl.SBMLError, match=r"(?s)line \d+.*nowhere"):
+        read_sbml(missing)
+    # an unknown unit
+    furlong = _document(
+        "<listOfParameters><parameter id='k' value='1' units='furlong' constant='true'/>"
+        "</listOfParameters>"
+    )
+    with pytest.raises(hl.SBMLError, match=r"(?s)line \d+.*furlong"):
+        read_sbml(furlong)
+    # math naming an id that is not declared
+    undeclared = _document(
+        COMPARTMENT
+        + SPECIES
+        + f"<listOfRules><rateRule variable='S'>{MATH_S.replace('>S<', '>ghost<')}</rateRule>"
+        "</listOfRules>"
+    )
+    with pytest.raises(hl.SBMLError, match="ghost"):
+        read_sbml(undeclared)
 
 
 def _document(body: str) -> str:

@@ -50,8 +50,11 @@ class _PowMixin:
             return f"sqrt({self._print(base)})"  # type: ignore[attr-defined]
         if exp == -sp.Rational(1, 2):
             return f"(1.0/sqrt({self._print(base)}))"  # type: ignore[attr-defined]
-        if not exp.is_number:  # symbolic exponent: power keeps 0**0 = 1 (SBML's pow)
-            return f"power({self._print(base)}, {self._print(exp)})"  # type: ignore[attr-defined]
+        if not exp.is_number:
+            # exp/log (not pow: faster, and the same bits in every batch shape), with SBML's
+            # 0**0 = 1 where the exponent is 0
+            e = self._print(exp)  # type: ignore[attr-defined]
+            return f"where(({e}) == 0, 1.0, exp(({e})*log({self._print(base)})))"  # type: ignore[attr-defined]
         return f"exp(({self._print(exp)})*log({self._print(base)}))"  # type: ignore[attr-defined]
 
 
@@ -148,7 +151,7 @@ def generate_function(
         numpy=mod,
         stack=mod.stack,
         zeros=mod.zeros,
-        power=mod.power,
+        where=mod.where,
         exp=mod.exp,
         log=mod.log,
         sqrt=mod.sqrt,

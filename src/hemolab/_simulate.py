@@ -119,7 +119,8 @@ def simulate(
     chunk_size
         Patients solved together per compiled call.
     history_size
-        Segments kept per patient for delays (default 1024, grown automatically on overflow).
+        Segments kept per patient for delays (default 64, or what an earlier run of the
+        model needed; grown automatically on overflow).
     triggers
         State-triggered events (:class:`~hemolab.Trigger`): assignments made when a
         condition on the running solution becomes true, at the exact crossing time.

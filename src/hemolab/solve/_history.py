@@ -45,6 +45,8 @@ class History:
     taus_fn: Any = None  # (t, y, p, z) batched -> (C, n_delays)
     passes: int = 1
 
+    WINDOW = 8  # segments searched from the cursor before falling back to a binary search
+
     @property
     def any_variable(self) -> bool:
         return bool(np.any(self.variable))
@@ -90,6 +92,7 @@ class History:
             t_begin=t0.astype(jnp.float64),
             y_begin=self.initial_fn(p)[:, self.dstates],
             overflow=jnp.zeros(C, dtype=bool),
+            cursor=jnp.zeros((C, self.n_delays), dtype=jnp.int32),
         )
 
     @staticmethod
@@ -100,7 +103,7 @@ class History:
         so the big segment arrays are left as they are (no copy per refill).
         """
         out = dict(old)
-        for k in ("count", "head", "t_begin", "y_begin", "overflow"):
+        for k in ("count", "head", "t_begin", "y_begin", "overflow", "cursor"):
             m = mask.reshape(mask.shape + (1,) * (old[k].ndim - 1))
             out[k] = jnp.where(m, new[k], old[k])
         return out
@@ -109,6 +112,7 @@ class History:
         """Restart the history at ``t`` for the masked patients (EVID 3/4)."""
         hs = dict(hs)
         hs["count"] = jnp.where(mask, 0, hs["count"])
+        hs["cursor"] = jnp.where(mask[:, None], 0, hs["cursor"])
         hs["t_begin"] = jnp.where(mask, t, hs["t_begin"])
         hs["y_begin"] = jnp.where(mask[:, None], self.initial_fn(p)[:, self.dstates], hs["y_begin"])
         return hs
@@ -178,6 +182,9 @@ class History:
         new["u0"] = put(hs["u0"], u[:, self.dstates])
         new["coef"] = put(hs["coef"], coef[:, self.dstates, :])
         new["head"] = jnp.where(accept, (head + 1) % R, head)
+        # a full ring drops its oldest segment: logical indices (the cursors) move down one
+        shift = (accept & full)[:, None]
+        new["cursor"] = jnp.where(shift, jnp.maximum(hs["cursor"] - 1, 0), hs["cursor"])
         new["count"] = jnp.where(accept, jnp.minimum(hs["count"] + 1, R), hs["count"])
         return new
 
@@ -195,6 +202,57 @@ class History:
             z = self._values_at(hs, t, taus, p)
         return z
 
+    def _segment(self, hs: dict, q: jax.Array, first: jax.Array, cursor: jax.Array) -> jax.Array:
+        """Logical index of the last segment starting at or before ``q`` (C,).
+
+        Queries move forward with time, so the segment is almost always among the ``WINDOW``
+        segments from the lane's cursor (where the previous step's query was): one gather, no
+        loop. Lanes whose query left the window fall back to a binary search (a branch taken
+        only when some lane needs it).
+        """
+        R, W = self.size, min(self.WINDOW, self.size)
+        C = q.shape[0]
+        rows = jnp.arange(C)
+        count = hs["count"]
+        last = jnp.maximum(count - 1, 0)
+        base = jnp.clip(cursor, 0, last)
+        js = base[:, None] + jnp.arange(W)[None, :]
+        tsw = hs["t_start"][rows[:, None], (first[:, None] + js) % R]
+        valid = js <= last[:, None]
+        lo = base + jnp.sum((valid & (tsw <= q[:, None]))[:, 1:], axis=1).astype(jnp.int32)
+        ahead = valid[:, W - 1] & (tsw[:, W - 1] <= q) & (js[:, W - 1] < last)
+        behind = (tsw[:, 0] > q) & (base > 0)
+        missed = (ahead | behind) & (count > 0)
+
+        def search(lo: jax.Array) -> jax.Array:
+            def bisect(_, bounds):
+                a, b = bounds
+                mid = (a + b + 1) // 2
+                go = hs["t_start"][rows, (first + mid) % R] <= q
+                a = jnp.where(go, mid, a)
+                b = jnp.maximum(jnp.where(go, b, mid - 1), a)
+                return a, b
+
+            n_iter = int(np.ceil(np.log2(R))) + 1
+            full, _ = jax.lax.fori_loop(0, n_iter, bisect, (jnp.zeros(C, dtype=jnp.int32), last))
+            return jnp.where(missed, full, lo)
+
+        return jax.lax.cond(jnp.any(missed), search, lambda lo: lo, lo)
+
+    def advance(self, hs: dict, t: jax.Array, p: jax.Array, y: jax.Array) -> dict:
+        """Move each lane's cursors to the segments its delays read at ``t`` (after a step)."""
+        R = self.size
+        taus = self.delays_fn(p)
+        if self.any_variable:
+            z = self.lookup(hs, t, p, y)
+            taus = jnp.where(jnp.asarray(self.variable)[None, :], self.taus_fn(t, y, p, z), taus)
+        first = (hs["head"] - hs["count"]) % R
+        cur = [
+            self._segment(hs, t - taus[:, k], first, hs["cursor"][:, k])
+            for k in range(self.n_delays)
+        ]
+        return {**hs, "cursor": jnp.stack(cur, axis=1)}
+
     def _values_at(self, hs: dict, t: jax.Array, taus: jax.Array, p: jax.Array) -> jax.Array:
         R = self.size
         C = t.shape[0]
@@ -206,19 +264,7 @@ class History:
             j = int(self.term_pos[k])
             q = t - taus[:, k]
 
-            # binary search: the last logical segment whose start is <= q
-            def bisect(_, bounds, q=q):
-                lo, hi = bounds
-                mid = (lo + hi + 1) // 2
-                go = hs["t_start"][rows, (first + mid) % R] <= q
-                lo = jnp.where(go, mid, lo)
-                hi = jnp.maximum(jnp.where(go, hi, mid - 1), lo)
-                return lo, hi
-
-            lo0 = jnp.zeros(C, dtype=jnp.int32)
-            hi0 = jnp.maximum(count - 1, 0)
-            n_iter = int(np.ceil(np.log2(R))) + 1
-            lo, _ = jax.lax.fori_loop(0, n_iter, bisect, (lo0, hi0))
+            lo = self._segment(hs, q, first, hs["cursor"][:, k])
             idx = (first + lo) % R
             ts = hs["t_start"][rows, idx]
             hh = hs["h"][rows, idx]

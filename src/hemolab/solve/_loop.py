@@ -112,6 +112,19 @@ def expm_small(a: jax.Array) -> jax.Array:
     return jax.lax.fori_loop(0, jnp.max(s), square, e)
 
 
+_RING_KEYS = ("t_start", "h", "u0", "coef")  # the history's per-segment arrays (big)
+
+
+def _split_ring(c: dict) -> dict:
+    """Take the history ring's big per-segment arrays out of the carry ``c`` (in place)."""
+    hist = c.get("hist")
+    if not hist:
+        return {}
+    ring = {k: hist[k] for k in _RING_KEYS}
+    c["hist"] = {k: v for k, v in hist.items() if k not in _RING_KEYS}
+    return ring
+
+
 def make_chunk_solver(
     cm: CompiledModel,
     *,
@@ -372,7 +385,10 @@ def make_chunk_solver(
             return jnp.any(c["status"] == _RUNNING) | (c["next"] < ci.n_valid)
 
         def body(c: dict) -> dict:
+            # big arrays never pass through a branch (a cond may copy its outputs): the
+            # outputs and the history ring's segments stay outside; branches see small state
             big = c.pop("out")
+            ring = _split_ring(c)
             c = jax.lax.cond(
                 jnp.any((c["status"] != _RUNNING) & (c["status"] != _IDLE)),
                 refill,
@@ -380,6 +396,8 @@ def make_chunk_solver(
                 c,
             )
             c["out"] = big
+            if history is not None:
+                c["hist"] = {**ring, **c["hist"]}
             pidc = jnp.clip(c["pid"], 0, M - 1)
             pidw = c["pid"]  # M for idle lanes: their writes are dropped
 
@@ -500,6 +518,8 @@ def make_chunk_solver(
             # ---------------- actions (skipped entirely when no patient has one due) --------
             def apply_actions(a):
                 u, r, p, status, hist, fresh, ptr, on = a
+                if history is not None:
+                    hist = {**ring, **hist}
                 op = take(ci.act_op, ptr)
                 tgt = take(ci.act_target, ptr)
                 val = take(ci.act_value, ptr)
@@ -559,6 +579,7 @@ def make_chunk_solver(
                 status = jnp.where(act_fail, int(Status.NONFINITE), status)
                 if history is not None:
                     hist = history.on_reset(hist, at_action & (op == OP_RESET), t, p)
+                    hist = {k: v for k, v in hist.items() if k not in ring}
                 fresh = fresh | refresh
                 ptr = ptr + at_action.astype(jnp.int32)
                 return u, r, p, status, hist, fresh, ptr, on
@@ -579,12 +600,17 @@ def make_chunk_solver(
                 )
 
             out = jax.lax.cond(jnp.any(do_out), write_now, lambda o: o, out)
-            u, r, p, status, hist, fresh, ptr, on = jax.lax.cond(
+            small = (
+                {k: v for k, v in hist.items() if k not in ring} if history is not None else hist
+            )
+            u, r, p, status, small, fresh, ptr, on = jax.lax.cond(
                 jnp.any(at_action),
                 apply_actions,
                 lambda a: a,
-                (u, r, p, status, hist, fresh, ptr, on),
+                (u, r, p, status, small, fresh, ptr, on),
             )
+            if history is not None:
+                hist = {**ring, **small}
             if nL:  # every action re-anchors the closed form (new state, rates or inputs)
                 xk = jnp.where(at_action[:, None], to_y(u)[:, lin_idx], xk)
                 tk = jnp.where(at_action, t, tk)
@@ -699,6 +725,8 @@ def make_chunk_solver(
 
             t = jnp.where(accept, t_new, t)
             u = jnp.where(accept[:, None], u_new, u)
+            if history is not None:  # the delays' next queries start from here
+                hist = history.advance(hist, t, p, to_y(u))
             if nL:  # re-anchor at the step's end: the closed form then spans one step at most
                 xk = jnp.where(accept[:, None], u_new[:, lin_idx], xk)
                 tk = jnp.where(accept, t_new, tk)

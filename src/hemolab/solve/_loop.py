@@ -600,9 +600,7 @@ def make_chunk_solver(
                 )
 
             out = jax.lax.cond(jnp.any(do_out), write_now, lambda o: o, out)
-            small = (
-                {k: v for k, v in hist.items() if k not in ring} if history is not None else hist
-            )
+            small = {k: v for k, v in hist.items() if k not in ring} if ring else hist
             u, r, p, status, small, fresh, ptr, on = jax.lax.cond(
                 jnp.any(at_action),
                 apply_actions,

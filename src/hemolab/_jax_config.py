@@ -1,6 +1,9 @@
 """JAX configuration hemolab needs, applied once before any array is made.
 
 * float64: clinical counts span 1e-4..1e3 and tolerances reach 1e-8; float32 cannot carry them.
+* One XLA host device per core (at most 8; ``HEMOLAB_HOST_DEVICES`` overrides, 1 disables):
+  the engine runs a batch's halves on both cores at once (P2: 0.41 s -> 0.18 s on 2 cores).
+  It takes effect only if JAX has not started its CPU backend before hemolab is imported.
 * A persistent compilation cache (``$HEMOLAB_JAX_CACHE``, default
   ``~/.cache/hemolab/jax``; empty to disable): a model's solver compiles once per machine,
   not once per process (CLI runs, test workers, Ray/spawned workers).
@@ -9,7 +12,13 @@
 import os
 from pathlib import Path
 
-import jax
+_flags = os.environ.get("XLA_FLAGS", "")
+if "xla_force_host_platform_device_count" not in _flags:
+    _n = int(os.environ.get("HEMOLAB_HOST_DEVICES", "0") or 0) or min(os.cpu_count() or 1, 8)
+    if _n > 1:
+        os.environ["XLA_FLAGS"] = f"{_flags} --xla_force_host_platform_device_count={_n}".strip()
+
+import jax  # noqa: E402  (XLA_FLAGS must be set first)
 
 jax.config.update("jax_enable_x64", True)
 

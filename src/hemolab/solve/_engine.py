@@ -11,6 +11,7 @@ import itertools
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -107,6 +108,16 @@ def _compiled_solver(
         )
         cache[key] = jax.jit(solver)
     return cache[key]
+
+
+def _device_parts(idx: np.ndarray) -> list[tuple[Any, np.ndarray]]:
+    """Split a call's patients over the host devices (one part each; small calls stay whole:
+    a part below 64 patients is not worth a second executable)."""
+    devices = jax.local_devices()
+    n = min(len(devices), len(idx) // 64) if len(devices) > 1 else 1
+    if n <= 1:
+        return [(devices[0], idx)]
+    return list(zip(devices[:n], np.array_split(idx, n), strict=True))
 
 
 def _queue_size(triggers: CompiledTriggers | None) -> int:
@@ -260,36 +271,44 @@ def run_actions(
         )
         done = 0
         for start in range(0, len(pending), _CALL_SIZE):
-            idx = pending[start : start + _CALL_SIZE]
-            M = _call_size(len(idx))
-            sel = np.concatenate([idx, np.full(M - len(idx), idx[-1])])
-            rows = sel if S > 1 else np.zeros(M, dtype=np.int64)
-            res = solver(
-                ChunkInputs(
-                    inputs=jnp.asarray(inputs[sel]),
-                    act_time=jnp.asarray(time[rows]),
-                    act_op=jnp.asarray(op[rows]),
-                    act_target=jnp.asarray(target[rows]),
-                    act_value=jnp.asarray(value[rows]),
-                    act_stop=jnp.asarray(stop[rows]),
-                    t0=jnp.asarray(t0_rows[rows]),
-                    y_init=jnp.asarray(y0_all[sel]),
-                    n_valid=jnp.asarray(len(idx), dtype=jnp.int32),
-                    rtol=jnp.asarray(rtol, dtype=jnp.float64),
-                    atol=jnp.asarray(atol, dtype=jnp.float64),
-                    max_steps=jnp.asarray(max_steps, dtype=jnp.int32),
+            chunk = pending[start : start + _CALL_SIZE]
+            # one part per host device, dispatched together (asynchronous) and read after
+            parts = _device_parts(chunk)
+            launched = []
+            for device, idx in parts:
+                M = _call_size(len(idx))
+                sel = np.concatenate([idx, np.full(M - len(idx), idx[-1])])
+                rows = sel if S > 1 else np.zeros(M, dtype=np.int64)
+
+                def put(a: Any, device: Any = device) -> jax.Array:
+                    return jax.device_put(np.asarray(a), device)
+
+                ci = ChunkInputs(
+                    inputs=put(inputs[sel]),
+                    act_time=put(time[rows]),
+                    act_op=put(op[rows]),
+                    act_target=put(target[rows]),
+                    act_value=put(value[rows]),
+                    act_stop=put(stop[rows]),
+                    t0=put(t0_rows[rows]),
+                    y_init=put(y0_all[sel]),
+                    n_valid=put(np.int32(len(idx))),
+                    rtol=put(np.float64(rtol)),
+                    atol=put(np.float64(atol)),
+                    max_steps=put(np.int32(max_steps)),
                 )
-            )
-            k = len(idx)
-            values[idx] = np.asarray(res.outputs)[:k, : table.n_outputs]
-            status[idx] = np.asarray(res.status)[:k]
-            n_steps[idx] = np.asarray(res.n_steps)[:k]
-            n_acc[idx] = np.asarray(res.n_accepted)[:k]
-            t_count[idx] = np.asarray(res.trigger_count)[:k]
-            t_first[idx] = np.asarray(res.trigger_first)[:k]
-            done += k
-            if progress is not None:
-                progress(done, len(pending))
+                launched.append((idx, solver(ci)))
+            for idx, res in launched:
+                k = len(idx)
+                values[idx] = np.asarray(res.outputs)[:k, : table.n_outputs]
+                status[idx] = np.asarray(res.status)[:k]
+                n_steps[idx] = np.asarray(res.n_steps)[:k]
+                n_acc[idx] = np.asarray(res.n_accepted)[:k]
+                t_count[idx] = np.asarray(res.trigger_count)[:k]
+                t_first[idx] = np.asarray(res.trigger_first)[:k]
+                done += k
+                if progress is not None:
+                    progress(done, len(pending))
         full = pending[status[pending] == QUEUE_FULL]
         overflowed = pending[status[pending] == Status.HISTORY_OVERFLOW]
         if len(full):

@@ -11,7 +11,6 @@ import itertools
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +21,13 @@ from hemolab.compile._compiled import CompiledModel
 from hemolab.compile._triggers import CompiledTriggers
 from hemolab.events._ops import OP_BOLUS, OP_MULTIPLY, OP_NOP, OP_OUTPUT, OP_REPLACE, OP_RESET
 from hemolab.solve._dopri5 import DOPRI5, Stepper
-from hemolab.solve._loop import DELAY_NOT_POSITIVE, QUEUE_FULL, ChunkInputs, make_chunk_solver
+from hemolab.solve._loop import (
+    DELAY_NOT_POSITIVE,
+    QUEUE_FULL,
+    ChunkInputs,
+    ChunkResult,
+    make_chunk_solver,
+)
 from hemolab.solve._status import Status
 
 __all__ = ["ActionTable", "RawSolution", "make_solve_fn", "run_actions"]
@@ -106,18 +111,30 @@ def _compiled_solver(
             closed_form=closed_form,
             queue_size=queue_size,
         )
-        cache[key] = jax.jit(solver)
+        n_dev = len(jax.local_devices())
+        cache[key] = jax.jit(solver) if n_dev == 1 else _sharded(solver)
     return cache[key]
 
 
-def _device_parts(idx: np.ndarray) -> list[tuple[Any, np.ndarray]]:
-    """Split a call's patients over the host devices (one part each; small calls stay whole:
-    a part below 64 patients is not worth a second executable)."""
-    devices = jax.local_devices()
-    n = min(len(devices), len(idx) // 64) if len(devices) > 1 else 1
-    if n <= 1:
-        return [(devices[0], idx)]
-    return list(zip(devices[:n], np.array_split(idx, n), strict=True))
+def _sharded(solver: Callable) -> Callable:
+    """One compiled program over every host device (``shard_map``): the call's rows are split
+    in equal blocks, one per device, each solved by its own loop (no communication); its
+    ``n_valid`` is a (devices,) array of the valid rows of each block."""
+    from jax.sharding import Mesh, PartitionSpec as P
+
+    mesh = Mesh(np.array(jax.local_devices()), ("d",))
+    rows, scalar = P("d"), P()
+    # per-patient arrays split by rows; n_valid one entry per block; tolerances shared
+    in_specs = ChunkInputs._make([rows] * 9 + [scalar] * 3)
+    out_specs = ChunkResult._make([rows] * 6)
+
+    def block(ci: ChunkInputs) -> ChunkResult:
+        return solver(ci._replace(n_valid=ci.n_valid[0]))
+
+    mapped = jax.shard_map(
+        block, mesh=mesh, in_specs=(in_specs,), out_specs=out_specs, check_vma=False
+    )
+    return jax.jit(mapped)
 
 
 def _queue_size(triggers: CompiledTriggers | None) -> int:
@@ -265,6 +282,7 @@ def run_actions(
     t_first = np.full((N, K), np.nan)
     pending = np.arange(N)
     qsize = _queue_size(triggers)
+    n_dev = len(jax.local_devices())
     for _ in range(_MAX_GROWTHS + 1):  # grow the delay ring (or trigger queue) on overflow
         solver = _compiled_solver(
             cm, T, hsize, fixed_step, stepper, triggers, lanes, closed_form, qsize
@@ -272,43 +290,55 @@ def run_actions(
         done = 0
         for start in range(0, len(pending), _CALL_SIZE):
             chunk = pending[start : start + _CALL_SIZE]
-            # one part per host device, dispatched together (asynchronous) and read after
-            parts = _device_parts(chunk)
-            launched = []
-            for device, idx in parts:
-                M = _call_size(len(idx))
-                sel = np.concatenate([idx, np.full(M - len(idx), idx[-1])])
-                rows = sel if S > 1 else np.zeros(M, dtype=np.int64)
-
-                def put(a: Any, device: Any = device) -> jax.Array:
-                    return jax.device_put(np.asarray(a), device)
-
-                ci = ChunkInputs(
-                    inputs=put(inputs[sel]),
-                    act_time=put(time[rows]),
-                    act_op=put(op[rows]),
-                    act_target=put(target[rows]),
-                    act_value=put(value[rows]),
-                    act_stop=put(stop[rows]),
-                    t0=put(t0_rows[rows]),
-                    y_init=put(y0_all[sel]),
-                    n_valid=put(np.int32(len(idx))),
-                    rtol=put(np.float64(rtol)),
-                    atol=put(np.float64(atol)),
-                    max_steps=put(np.int32(max_steps)),
+            # equal blocks, one per host device (padded alike), solved by one program
+            parts = np.array_split(chunk, n_dev) if n_dev > 1 else [chunk]
+            Mp = _call_size(max(max(len(q) for q in parts), 1))
+            sel = np.concatenate(
+                [
+                    np.concatenate([q, np.full(Mp - len(q), q[-1] if len(q) else chunk[0])])
+                    for q in parts
+                ]
+            )
+            rows = sel if S > 1 else np.zeros(len(sel), dtype=np.int64)
+            res = solver(
+                ChunkInputs(
+                    inputs=jnp.asarray(inputs[sel]),
+                    act_time=jnp.asarray(time[rows]),
+                    act_op=jnp.asarray(op[rows]),
+                    act_target=jnp.asarray(target[rows]),
+                    act_value=jnp.asarray(value[rows]),
+                    act_stop=jnp.asarray(stop[rows]),
+                    t0=jnp.asarray(t0_rows[rows]),
+                    y_init=jnp.asarray(y0_all[sel]),
+                    n_valid=jnp.asarray(
+                        [len(q) for q in parts] if n_dev > 1 else len(chunk), dtype=jnp.int32
+                    ),
+                    rtol=jnp.asarray(rtol, dtype=jnp.float64),
+                    atol=jnp.asarray(atol, dtype=jnp.float64),
+                    max_steps=jnp.asarray(max_steps, dtype=jnp.int32),
                 )
-                launched.append((idx, solver(ci)))
-            for idx, res in launched:
-                k = len(idx)
-                values[idx] = np.asarray(res.outputs)[:k, : table.n_outputs]
-                status[idx] = np.asarray(res.status)[:k]
-                n_steps[idx] = np.asarray(res.n_steps)[:k]
-                n_acc[idx] = np.asarray(res.n_accepted)[:k]
-                t_count[idx] = np.asarray(res.trigger_count)[:k]
-                t_first[idx] = np.asarray(res.trigger_first)[:k]
-                done += k
-                if progress is not None:
-                    progress(done, len(pending))
+            )
+            got = {
+                "values": np.asarray(res.outputs),
+                "status": np.asarray(res.status),
+                "n_steps": np.asarray(res.n_steps),
+                "n_acc": np.asarray(res.n_accepted),
+                "t_count": np.asarray(res.trigger_count),
+                "t_first": np.asarray(res.trigger_first),
+            }
+            for d, idx in enumerate(parts):
+                if not len(idx):
+                    continue
+                r0, r1 = d * Mp, d * Mp + len(idx)
+                values[idx] = got["values"][r0:r1, : table.n_outputs]
+                status[idx] = got["status"][r0:r1]
+                n_steps[idx] = got["n_steps"][r0:r1]
+                n_acc[idx] = got["n_acc"][r0:r1]
+                t_count[idx] = got["t_count"][r0:r1]
+                t_first[idx] = got["t_first"][r0:r1]
+            done += len(chunk)
+            if progress is not None:
+                progress(done, len(pending))
         full = pending[status[pending] == QUEUE_FULL]
         overflowed = pending[status[pending] == Status.HISTORY_OVERFLOW]
         if len(full):

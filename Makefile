@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.hemolab-installed
-# Both cores for the test suite (JAX never forks: xdist workers are spawned processes).
+# Both cores for the test suite (JAX never forks: xdist workers are spawned processes); each
+# worker then keeps one XLA host device (the tracer-leak lane runs the two-device path).
 WORKERS ?= 2
+ONE_DEVICE := HEMOLAB_HOST_DEVICES=1
 
 .PHONY: install demo test test-fast bench lint typecheck lock clean
 
@@ -24,7 +26,7 @@ test: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/pyright
-	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup --cov --cov-report=term
+	$(ONE_DEVICE) $(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup --cov --cov-report=term
 	# the tracer-leak lane (STYLE.md): the solver loop and triggers under JAX's leak checker
 	JAX_CHECK_TRACER_LEAKS=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
 		tests/test_solver_ode.py tests/test_triggers.py tests/test_sensitivities.py
@@ -32,7 +34,7 @@ test: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m conformance tests/test_sbml_conformance.py
 
 test-fast: install
-	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup -m "not slow"
+	$(ONE_DEVICE) $(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup -m "not slow"
 
 bench: install
 	$(BIN)/python bench/run.py all

@@ -763,6 +763,8 @@ def _run_pool(
     that when a process dies only the batches in flight are suspects."""
     queue = deque(cases[i : i + size] for i in range(0, len(cases), size))
     ctx = multiprocessing.get_context("spawn")
+    # the workers share the cores already: one XLA host device each (read when they start)
+    os.environ.setdefault("HEMOLAB_HOST_DEVICES", "1")
     first = True
     while queue:
         suspects: list[SuiteCase] = []

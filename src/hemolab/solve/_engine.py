@@ -81,6 +81,7 @@ _JIT_CACHE: weakref.WeakKeyDictionary[CompiledModel, dict] = weakref.WeakKeyDict
 # each step: P2 took 1.00 s with 1024 slots, 0.41 s with 32) and grow 4x for the patients that
 # overflow it (always checked); a model remembers the size that sufficed.
 _RING_START = 64
+_MIN_SHARDED = 128  # patients from which a call is split over the host devices
 _MAX_GROWTHS = 5
 _RING_HINTS: weakref.WeakKeyDictionary[CompiledModel, int] = weakref.WeakKeyDictionary()
 
@@ -95,10 +96,12 @@ def _compiled_solver(
     lanes: int = 256,
     closed_form: bool = True,
     queue_size: int = 0,
+    sharded: bool = False,
 ) -> Callable:
     cache = _JIT_CACHE.setdefault(cm, {})
     trig = triggers.key if triggers else ""
     key = (T, history_size, fixed_step, stepper.name, trig, lanes, closed_form, queue_size)
+    key += (sharded,)
     if key not in cache:
         solver = make_chunk_solver(
             cm,
@@ -111,8 +114,7 @@ def _compiled_solver(
             closed_form=closed_form,
             queue_size=queue_size,
         )
-        n_dev = len(jax.local_devices())
-        cache[key] = jax.jit(solver) if n_dev == 1 else _sharded(solver)
+        cache[key] = _sharded(solver) if sharded else jax.jit(solver)
     return cache[key]
 
 
@@ -282,10 +284,12 @@ def run_actions(
     t_first = np.full((N, K), np.nan)
     pending = np.arange(N)
     qsize = _queue_size(triggers)
-    n_dev = len(jax.local_devices())
+    # several host devices for batches worth splitting; a small one stays on one device (no
+    # multi-device program to compile for a single patient)
+    n_dev = len(jax.local_devices()) if N >= _MIN_SHARDED else 1
     for _ in range(_MAX_GROWTHS + 1):  # grow the delay ring (or trigger queue) on overflow
         solver = _compiled_solver(
-            cm, T, hsize, fixed_step, stepper, triggers, lanes, closed_form, qsize
+            cm, T, hsize, fixed_step, stepper, triggers, lanes, closed_form, qsize, n_dev > 1
         )
         done = 0
         for start in range(0, len(pending), _CALL_SIZE):

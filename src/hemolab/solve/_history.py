@@ -11,6 +11,7 @@ is reported as ``history_overflow`` for that patient; it is never silently wrong
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -281,7 +282,19 @@ class History:
         return jnp.stack(out, axis=1)
 
 
+_STRUCTURE: weakref.WeakKeyDictionary[CompiledModel, tuple[np.ndarray, np.ndarray, int]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def _delay_structure(cm: CompiledModel) -> tuple[np.ndarray, np.ndarray, int]:
+    """Cached per compiled model (the engine asks at every run): see ``_analyse_delays``."""
+    if cm not in _STRUCTURE:
+        _STRUCTURE[cm] = _analyse_delays(cm)
+    return _STRUCTURE[cm]
+
+
+def _analyse_delays(cm: CompiledModel) -> tuple[np.ndarray, np.ndarray, int]:
     """Which delays have state-dependent lengths, which the right-hand side reads (directly,
     through assignments, or through another such delay's length), and how deep lengths nest
     (rounds of lookup needed)."""

@@ -13,6 +13,12 @@ Contract (what ``bench/run.py`` relies on)
   ``(outputs, failures)``: ``outputs`` float64 ``(n, len(grid))`` (P1: ``Circ``; P2: ``x``),
   ``failures`` a ``{item index: message}`` dict, empty when every item finished.
 
+``run_p3(...)`` raises ``NotImplementedError("hemolab calibration not wired yet")`` until
+hemolab has a calibration entry point (:func:`calibration_entry_point`, the one place that
+looks); :func:`p3_building_blocks` measures what exists (forward solves, forward-mode
+Jacobians through the solver). ``run_p4(params, protocols) -> (compile_s, solve_fn)`` with
+``solve_fn() -> (longest (K, n) in h, failures per protocol)``: one evaluation per protocol.
+
 JAX is imported here, lazily, by ``import hemolab``. ``bench/run.py`` calls this module only
 after every spawn-based peer has run; never fork after calling it.
 
@@ -22,11 +28,13 @@ Both functions raise ``NotImplementedError("hemolab solver not wired yet")`` whi
 
 from __future__ import annotations
 
+import statistics
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -40,12 +48,40 @@ from bench.problems import (
     P2_HILL,
     P2_RTOL,
     P2_TAU,
+    P3_ATOL,
+    P3_DOSE_TIMES_H,
+    P3_FREE,
+    P3_OBS_TIMES_H,
+    P3_PRIOR_MEDIAN,
+    P3_PRIOR_OMEGA,
+    P3_RTOL,
+    P3_SIGMA,
+    P3_START,
+    P4_ATOL,
+    P4_RTOL,
+    P4Protocol,
+    p4_longest_episode,
 )
+
+if TYPE_CHECKING:
+    from hemolab.solve import ActionTable
 
 SolveFn = Callable[[], tuple[np.ndarray, dict[int, str]]]
 """``solve_fn() -> (outputs, failures)``."""
 
 NOT_WIRED = "hemolab solver not wired yet"
+NOT_WIRED_CALIBRATION = "hemolab calibration not wired yet"
+CALIBRATION_ENTRY_POINTS = ("fit", "calibrate", "fit_map", "map_fit")
+"""Names under which a hemolab calibration entry point would appear (checked in order)."""
+SEARCH_ENTRY_POINTS = ("search", "search_protocol", "optimize_protocol")
+"""Names under which a hemolab protocol search would appear."""
+P4_CROSSING_METHOD = (
+    "hemolab.Trigger root finding: triggers 'Circ < 0.5' (t_down = t) and 'Circ > 0.5' "
+    "(max_below = max(max_below, t - t_down)) fire at crossing times located by bisection on "
+    "the step's dense output; sign changes are looked for between step ends only (a dip that "
+    "starts and ends inside one step would be missed); an episode still open at the end of "
+    "treatment counts up to it"
+)
 
 
 def _import_hemolab() -> ModuleType:
@@ -201,3 +237,410 @@ def run_p2(x0: np.ndarray, beta: np.ndarray, grid: np.ndarray) -> tuple[float, S
         return np.asarray(res.variable("x"), dtype=np.float64), _failures(res)
 
     return compile_s, solve_fn
+
+
+# -- P3 ------------------------------------------------------------------------------------
+
+
+def entry_point(hl: ModuleType, names: tuple[str, ...]) -> str | None:
+    """Return the first of ``names`` that ``hl`` has, or ``None``."""
+    return next((name for name in names if hasattr(hl, name)), None)
+
+
+def calibration_entry_point() -> str | None:
+    """Name of hemolab's calibration entry point, or ``None`` while there is none.
+
+    The one place that decides whether P3's fit can be timed (:data:`CALIBRATION_ENTRY_POINTS`).
+    """
+    return entry_point(_import_hemolab(), CALIBRATION_ENTRY_POINTS)
+
+
+def search_entry_point() -> str | None:
+    """Name of hemolab's protocol search entry point, or ``None`` while there is none."""
+    return entry_point(_import_hemolab(), SEARCH_ENTRY_POINTS)
+
+
+def run_p3(observations: np.ndarray, fixed: list[dict[str, float]]) -> tuple[float, SolveFn]:
+    """MAP fits of P3 patients with hemolab: ``(compile_s, solve_fn)``.
+
+    ``solve_fn() -> (theta (n, 3) of Slope, MTT, Circ0, failures)``, started at
+    :data:`bench.problems.P3_START` with the priors of :mod:`bench.problems`, the data
+    passed as arguments.
+
+    Raises
+    ------
+    NotImplementedError
+        While :func:`calibration_entry_point` finds nothing; and, once it finds an entry
+        point, until this function is wired to it (its signature is not known yet).
+    """
+    del observations, fixed
+    name = calibration_entry_point()
+    if name is None:
+        raise NotImplementedError(
+            f"{NOT_WIRED_CALIBRATION}: hemolab has none of {list(CALIBRATION_ENTRY_POINTS)}"
+        )
+    raise NotImplementedError(
+        f"{NOT_WIRED_CALIBRATION}: hemolab.{name} exists; wire it in bench/hemolab_runner.run_p3"
+    )
+
+
+def p3_doses() -> object:
+    """The P3 event dataset: 100 mg boluses into ``A`` at 0 and 504 h."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        {"ID": 1, "TIME": P3_DOSE_TIMES_H, "EVID": 1, "AMT": P1_DOSE_MG, "CMT": "A"}
+    )
+
+
+def _p3_action_table(hl: ModuleType, cm: object) -> ActionTable:
+    """The solver's action table of P3: boluses, then outputs at the observation times.
+
+    Built as ``tests/_actions.py`` builds engine tables (the contract of
+    ``hemolab.solve.make_solve_fn``): at equal times the dose comes first; the outputs are
+    the 12 observation times (Circ does not jump at a dose, so pre/post is the same).
+    """
+    from hemolab.events import OP_BOLUS, OP_OUTPUT
+    from hemolab.solve import ActionTable
+
+    del hl
+    a_index = cm.model.state_names.index("A")  # type: ignore[attr-defined]
+    rows = [(float(t), OP_BOLUS, a_index, P1_DOSE_MG, 1, k) for k, t in enumerate(P3_DOSE_TIMES_H)]
+    rows += [(float(t), OP_OUTPUT, i, 0.0, 2, i) for i, t in enumerate(P3_OBS_TIMES_H)]
+    rows.sort(key=lambda r: (r[0], r[4], r[5]))
+    arr = np.array([r[:4] for r in rows], dtype=np.float64)
+    return ActionTable(
+        time=arr[None, :, 0],
+        op=arr[None, :, 1].astype(np.int32),
+        target=arr[None, :, 2].astype(np.int32),
+        value=arr[None, :, 3],
+        n_outputs=len(P3_OBS_TIMES_H),
+    )
+
+
+def _timed(fn: Callable[[], object], repeats: int) -> tuple[float, list[float], object]:
+    """First call apart (compilation), then ``repeats`` calls: ``(first_s, times, last)``."""
+    start = time.perf_counter()
+    last = fn()
+    first = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        last = fn()
+        times.append(time.perf_counter() - start)
+    return first, times, last
+
+
+def _block(value: object) -> object:
+    import jax
+
+    return jax.block_until_ready(value)
+
+
+def p3_building_blocks(
+    observations: np.ndarray,
+    fixed: list[dict[str, float]],
+    truth: dict[str, float],
+    circ_true: np.ndarray,
+    *,
+    repeats: int = 20,
+) -> dict[str, object]:
+    """Time the pieces a hemolab MAP fit will be made of (not a fit time).
+
+    Measured at the fit's start (:data:`bench.problems.P3_START`) for patient 0 and for the
+    whole batch (``observations`` has one row per patient):
+
+    - ``forward_simulate_s``: one ``hemolab.simulate`` of patient 0 on the observation grid,
+      from the model and dataset to NumPy (schedule building included);
+    - ``forward_fn_s``: one call of the jitted pure solve function
+      (``hemolab.solve.make_solve_fn``) of patient 0, to device arrays (blocked);
+    - ``jacobian_s``: one jitted ``jax.jacfwd`` of patient 0's 15 residuals (12 data, 3
+      prior, :func:`bench.problems.p3_residuals`) with respect to ``phi = log(Slope, MTT,
+      Circ0)``, the data an argument of the compiled function;
+    - ``jacobian_batch_s``: the same for every patient at once (three batched JVPs);
+    - ``compile_s``: first calls minus steady calls, summed over the four;
+    - accuracy: ``forward_max_rel_error`` (patient 0 at its ``truth`` vs the tight reference
+      ``circ_true`` at the observation times) and ``jacobian_fd_max_abs_diff`` (vs central
+      differences, step 1e-4).
+
+    Returns
+    -------
+    dict
+        The timings (medians of ``repeats``), ``*_min_s``, accuracies, ``n_patients`` and a
+        ``note``.
+    """
+    hl = _import_hemolab()
+    import jax
+    import jax.numpy as jnp
+
+    from hemolab.solve import make_solve_fn
+
+    n = len(fixed)
+    model = build_p1_model(hl)
+    start = time.perf_counter()
+    cm = hl.compile_model(model)
+    build_s = time.perf_counter() - start
+    doses = p3_doses()
+    start_params = [{**row, **dict(zip(P3_FREE, P3_START.tolist(), strict=True))} for row in fixed]
+
+    def simulate_one() -> np.ndarray:
+        res = hl.simulate(
+            cm, doses, params=start_params[0], grid=P3_OBS_TIMES_H, rtol=P3_RTOL, atol=P3_ATOL
+        )
+        return np.asarray(res.variable("Circ"), dtype=np.float64)
+
+    sim_first, sim_times, _ = _timed(simulate_one, repeats)
+
+    inputs_of = cm.inputs_from  # type: ignore[attr-defined]
+    names = list(start_params[0])
+    base = jnp.asarray(
+        inputs_of({k: np.array([row[k] for row in start_params]) for k in names}, n=n)
+    )
+    columns = jnp.asarray([cm.model.inputs.index(name) for name in P3_FREE])  # type: ignore[attr-defined]
+    circ_index = cm.model.state_names.index("Circ")  # type: ignore[attr-defined]
+    solve = make_solve_fn(cm, _p3_action_table(hl, cm), rtol=P3_RTOL, atol=P3_ATOL)
+    log_median = jnp.log(jnp.asarray(P3_PRIOR_MEDIAN))
+
+    def residuals(phi: jax.Array, base: jax.Array, log_obs: jax.Array) -> jax.Array:
+        values, _ = solve(base.at[:, columns].set(jnp.exp(phi)))
+        data = (log_obs - jnp.log(values[:, :, circ_index])) / P3_SIGMA
+        prior = (phi - log_median) / P3_PRIOR_OMEGA
+        return jnp.concatenate([data, prior], axis=1)
+
+    def jacobian(phi: jax.Array, base: jax.Array, log_obs: jax.Array) -> jax.Array:
+        """Per-patient Jacobians ``(N, 15, 3)``: one JVP per parameter, all patients at once
+        (patients are independent, so a tangent along column k of every row is enough)."""
+        tangents = jnp.broadcast_to(jnp.eye(3)[:, None, :], (3, *phi.shape))
+        f = lambda p: residuals(p, base, log_obs)  # noqa: E731
+        cols = jax.vmap(lambda v: jax.jvp(f, (phi,), (v,))[1])(tangents)
+        return jnp.moveaxis(cols, 0, -1)
+
+    forward_jit = jax.jit(lambda inputs: solve(inputs)[0])
+    residuals_jit = jax.jit(residuals)
+    jacobian_jit = jax.jit(jacobian)
+    single_jac = jax.jit(
+        lambda phi, base, log_obs: jax.jacfwd(lambda p: residuals(p[None], base, log_obs)[0])(phi)
+    )
+    phi0 = jnp.tile(jnp.log(jnp.asarray(P3_START)), (n, 1))
+    log_obs = jnp.log(jnp.asarray(observations, dtype=jnp.float64))
+    b0, o0 = base[:1], log_obs[:1]
+
+    fwd_first, fwd_times, _ = _timed(lambda: _block(forward_jit(b0)), repeats)
+    jac_first, jac_times, jac0 = _timed(lambda: _block(single_jac(phi0[0], b0, o0)), repeats)
+    batch_first, batch_times, _ = _timed(
+        lambda: _block(jacobian_jit(phi0, base, log_obs)), max(3, repeats // 4)
+    )
+
+    # accuracy: forward solve at the truth, Jacobian against central differences
+    truth0 = jnp.log(jnp.asarray([truth[name] for name in P3_FREE]))
+    circ_truth = np.asarray(solve(b0.at[:, columns].set(jnp.exp(truth0)[None]))[0])[0]
+    forward_error = float(np.max(np.abs(circ_truth[:, circ_index] / circ_true - 1.0)))
+    eps = 1e-4
+    fd = np.stack(
+        [
+            (
+                np.asarray(residuals_jit(phi0[:1] + eps * np.eye(3)[k], b0, o0))[0]
+                - np.asarray(residuals_jit(phi0[:1] - eps * np.eye(3)[k], b0, o0))[0]
+            )
+            / (2 * eps)
+            for k in range(3)
+        ],
+        axis=-1,
+    )
+    fd_diff = float(np.max(np.abs(np.asarray(jac0) - fd)))
+    med = statistics.median
+    blocks = {
+        "forward_simulate_s": med(sim_times),
+        "forward_simulate_min_s": min(sim_times),
+        "forward_fn_s": med(fwd_times),
+        "forward_fn_min_s": min(fwd_times),
+        "jacobian_s": med(jac_times),
+        "jacobian_min_s": min(jac_times),
+        "jacobian_batch_s": med(batch_times),
+        "jacobian_batch_min_s": min(batch_times),
+        "n_patients": n,
+        "compile_s": build_s
+        + sum(
+            max(first - med(times), 0.0)
+            for first, times in (
+                (sim_first, sim_times),
+                (fwd_first, fwd_times),
+                (jac_first, jac_times),
+                (batch_first, batch_times),
+            )
+        ),
+        "forward_max_rel_error": forward_error,
+        "jacobian_fd_max_abs_diff": fd_diff,
+        "note": (
+            "building blocks of a fit, not fit times: one forward solve of patient 0 on the "
+            "12 observation times (through hemolab.simulate, and as the jitted "
+            "hemolab.solve.make_solve_fn), one jax.jacfwd of its 15 MAP residuals w.r.t. "
+            "log(Slope, MTT, Circ0), and the same Jacobian for the whole batch"
+        ),
+    }
+    return blocks
+
+
+# -- P4 ------------------------------------------------------------------------------------
+
+
+def p4_dataset(protocol: P4Protocol) -> object:
+    """The P4 event dataset of one protocol (DATA-FORMATS §A).
+
+    Six boluses (one row, ``II``/``ADDL``) and, with the rescue, ``EVID=2, EVENT=param,
+    PARAM=rescue`` rows setting 1.5 and back to 1 at every switch before the end.
+    """
+    import pandas as pd
+
+    rows: list[dict[str, object]] = [
+        {
+            "ID": 1,
+            "TIME": 0.0,
+            "EVID": 1,
+            "AMT": protocol.dose_mg,
+            "CMT": "A",
+            "II": protocol.interval_h,
+            "ADDL": len(protocol.dose_times_h) - 1,
+        }
+    ]
+    for t, factor in protocol.rescue_switches_h():
+        rows.append(
+            {"ID": 1, "TIME": t, "EVID": 2, "EVENT": "param", "PARAM": "rescue", "VALUE": factor}
+        )
+    frame = pd.DataFrame(rows)
+    return frame.sort_values("TIME", kind="stable").reset_index(drop=True)
+
+
+def run_p4(
+    params: dict[str, np.ndarray], protocols: list[P4Protocol]
+) -> tuple[float, Callable[[], tuple[np.ndarray, list[dict[int, str]]]]]:
+    """Build the P4 model and return ``(compile_s, solve_fn)`` evaluating every protocol.
+
+    Parameters
+    ----------
+    params : dict of str to numpy.ndarray
+        The P1 population (``CL, V, MTT, Circ0, Slope, gamma``, each ``(n,)``).
+    protocols : list of bench.problems.P4Protocol
+        The protocols; one evaluation each, in order.
+
+    Returns
+    -------
+    compile_s : float
+        Explicit model build (JIT on the first call is measured by ``bench/run.py``).
+    solve_fn : callable
+        ``solve_fn() -> (longest (K, n) in h, [failures of each protocol])``: per protocol the
+        event dataset is built, the population simulated to the end of treatment with the
+        crossing triggers (:data:`P4_CROSSING_METHOD`), and the longest episode computed.
+    """
+    hl = _import_hemolab()
+    from bench.models import friberg_p4, p4_triggers
+
+    start = time.perf_counter()
+    compiled = hl.compile_model(friberg_p4())
+    triggers = p4_triggers()
+    compile_s = time.perf_counter() - start
+    n = len(params["CL"])
+
+    def evaluate(protocol: P4Protocol) -> tuple[np.ndarray, dict[int, str]]:
+        t_end = protocol.t_end_h
+        res = hl.simulate(
+            compiled,
+            p4_dataset(protocol),
+            params=params,
+            grid=[t_end],
+            triggers=triggers,
+            rtol=P4_RTOL,
+            atol=P4_ATOL,
+        )
+        if float(res.time[0, -1]) != t_end:
+            raise RuntimeError(f"last output at {res.time[0, -1]} h, expected {t_end} h")
+        circ, t_down, max_below = (
+            np.asarray(res.variable(name))[:, -1] for name in ("Circ", "TDOWN", "MAXBELOW")
+        )
+        return p4_longest_episode(t_down, max_below, circ, t_end), _failures(res)
+
+    def solve_fn() -> tuple[np.ndarray, list[dict[int, str]]]:
+        longest = np.empty((len(protocols), n))
+        failures = []
+        for k, protocol in enumerate(protocols):
+            longest[k], fails = evaluate(protocol)
+            failures.append(fails)
+        return longest, failures
+
+    return compile_s, solve_fn
+
+
+P1_SENSITIVITY_PARAMETERS = ("CL", "MTT", "Circ0", "Slope")
+"""The parameters with IIV in P1: forward sensitivities are taken with respect to these."""
+
+
+def p1_sensitivities(
+    params: dict[str, np.ndarray], grid: np.ndarray, *, repeats: int = 3
+) -> dict[str, object]:
+    """Cost of forward sensitivities on P1, relative to a plain solve of the same function.
+
+    Both go through ``hemolab.solve.make_solve_fn`` (the pure function calibration and search
+    differentiate), jitted, for the patients in ``params``: the plain solve returns Circ on
+    the grid; the sensitivities are four JVPs (one per parameter of
+    :data:`P1_SENSITIVITY_PARAMETERS`, each along that column for every patient: patients are
+    independent), vmapped, i.e. dCirc/dθ for every patient and grid time. ``ratio`` is the
+    median sensitivity time over the median plain time (BENCHMARKS.md asks for <= 5).
+    ``fd_max_rel_diff`` checks the derivatives of patient 0 against central differences.
+    """
+    hl = _import_hemolab()
+    import jax
+    import jax.numpy as jnp
+
+    from hemolab.events import OP_BOLUS, OP_OUTPUT
+    from hemolab.solve import ActionTable, make_solve_fn
+
+    cm = hl.compile_model(build_p1_model(hl))
+    a_index = cm.model.state_names.index("A")  # type: ignore[attr-defined]
+    circ = cm.model.state_names.index("Circ")  # type: ignore[attr-defined]
+    rows = [(float(t), OP_BOLUS, a_index, P1_DOSE_MG, 1, k) for k, t in enumerate(P1_DOSE_TIMES_H)]
+    rows += [(float(t), OP_OUTPUT, i, 0.0, 2, i) for i, t in enumerate(grid)]
+    rows.sort(key=lambda r: (r[0], r[4], r[5]))
+    arr = np.array([r[:4] for r in rows], dtype=np.float64)
+    table = ActionTable(
+        time=arr[None, :, 0],
+        op=arr[None, :, 1].astype(np.int32),
+        target=arr[None, :, 2].astype(np.int32),
+        value=arr[None, :, 3],
+        n_outputs=len(grid),
+    )
+    solve = make_solve_fn(cm, table, rtol=P1_RTOL, atol=P1_ATOL)
+    n = len(next(iter(params.values())))
+    inputs = jnp.asarray(cm.inputs_from(params, n=n))  # type: ignore[attr-defined]
+    cols = [cm.model.inputs.index(name) for name in P1_SENSITIVITY_PARAMETERS]  # type: ignore[attr-defined]
+    tangents = jnp.stack([jnp.zeros_like(inputs).at[:, c].set(1.0) for c in cols])
+
+    plain = jax.jit(lambda x: solve(x)[0][:, :, circ])
+    sens = jax.jit(
+        lambda x: jax.vmap(lambda v: jax.jvp(lambda y: solve(y)[0][:, :, circ], (x,), (v,))[1])(
+            tangents
+        )
+    )
+    plain_first, plain_times, _ = _timed(lambda: _block(plain(inputs)), repeats)
+    sens_first, sens_times, ds = _timed(lambda: _block(sens(inputs)), repeats)
+    ds = np.asarray(ds)
+    worst = 0.0
+    x0 = inputs[:1]
+    one = jax.jit(lambda x: solve(x)[0][:, :, circ])
+    for k, c in enumerate(cols):
+        h = 1e-6 * float(x0[0, c])
+        up = np.asarray(one(x0.at[0, c].add(h)))[0]
+        down = np.asarray(one(x0.at[0, c].add(-h)))[0]
+        fd = (up - down) / (2 * h)
+        scale = np.max(np.abs(fd)) + 1e-30
+        worst = max(worst, float(np.max(np.abs(ds[k, 0] - fd)) / scale))
+    med = statistics.median
+    return {
+        "n": n,
+        "parameters": list(P1_SENSITIVITY_PARAMETERS),
+        "plain_s": med(plain_times),
+        "sensitivities_s": med(sens_times),
+        "ratio": med(sens_times) / med(plain_times),
+        "compile_s": max(plain_first - med(plain_times), 0.0)
+        + max(sens_first - med(sens_times), 0.0),
+        "fd_max_rel_diff": worst,
+    }

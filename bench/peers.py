@@ -1,4 +1,4 @@
-"""Peer simulators for P1 and P2, timed the way a user of each tool would write the job.
+"""Peer simulators for P1-P4, timed the way a user of each tool would write the job.
 
 Every ``solve`` returns ``(seconds, outputs, failures)``:
 
@@ -22,6 +22,17 @@ Peers
     P2 compiled once with beta as a control parameter; per item ``purge_past``,
     ``constant_past``, ``set_parameters``, ``step_on_discontinuities`` then ``integrate`` on
     the grid, rtol 1e-6 atol 1e-8.
+
+``libroadrunner-lsq`` (P3)
+    ``scipy.optimize.least_squares`` (defaults: trust-region reflective, 2-point finite
+    differences) over libRoadRunner simulations of P1 with two doses, on the residuals of
+    :func:`bench.problems.p3_residuals` in ``phi = log(Slope, MTT, Circ0)``: what a tellurium
+    user writes. Every model evaluation (including the finite-difference ones) is counted.
+``libroadrunner`` (P4)
+    P1 plus the rescue as hand-written SBML: dose, interval and rescue start are parameters
+    of time-triggered events, so one loaded model serves every protocol; the Circ < 0.5
+    episodes come from two SBML events on ``Circ < 0.5`` / ``Circ > 0.5`` (CVODE root
+    finding) that record ``t_down`` and ``max_below`` exactly as hemolab's triggers do.
 
 libRoadRunner and jitcdde are imported lazily, so this module imports without them.
 """
@@ -53,6 +64,22 @@ from bench.problems import (
     P2_HILL,
     P2_RTOL,
     P2_TAU,
+    P3_ATOL,
+    P3_DOSE_TIMES_H,
+    P3_FREE,
+    P3_OBS_TIMES_H,
+    P3_RTOL,
+    P3_START,
+    P4_ATOL,
+    P4_CYCLES,
+    P4_RESCUE_DAYS,
+    P4_RESCUE_FACTOR,
+    P4_RTOL,
+    P4_THRESHOLD,
+    P4Protocol,
+    p3_patient_params,
+    p3_residuals,
+    p4_longest_episode,
 )
 
 PeerOutput = tuple[float, np.ndarray, dict[int, str]]
@@ -323,6 +350,250 @@ class RoadRunnerP1Pool:
         self.close()
 
 
+# -- libRoadRunner + least_squares, P3 -----------------------------------------------------
+
+
+class RoadRunnerP3:
+    """MAP fits of P3 patients with ``scipy.optimize.least_squares`` over libRoadRunner.
+
+    One model (P1 with the two P3 doses) is loaded once; each model evaluation is
+    ``reset() + setValues() + simulate(times=observation times)``.
+
+    Attributes
+    ----------
+    load_s : float
+        Seconds to parse and JIT-compile the SBML model (reported apart).
+    """
+
+    def __init__(self, *, rtol: float = P3_RTOL, atol: float = P3_ATOL) -> None:
+        import roadrunner
+
+        roadrunner.Logger.setLevel(roadrunner.Logger.LOG_FATAL)
+        start = time.perf_counter()
+        self._rr = roadrunner.RoadRunner(p1_sbml(P3_DOSE_TIMES_H))
+        self.load_s = time.perf_counter() - start
+        self._rr.integrator.relative_tolerance = rtol
+        self._rr.integrator.absolute_tolerance = atol
+        self._rr.timeCourseSelections = ["Circ"]
+        self._keys = [*P1_PARAMETER_NAMES, *P1_STATE_NAMES]
+        self._times = np.asarray(P3_OBS_TIMES_H, dtype=np.float64)
+
+    def predict(self, params: dict[str, float]) -> np.ndarray:
+        """``Circ`` of one patient at the observation times (raises ``RuntimeError`` on a
+        CVODE failure)."""
+        rr, circ0 = self._rr, params["Circ0"]
+        rr.reset()
+        values = [params[name] for name in P1_PARAMETER_NAMES]
+        rr.setValues(self._keys, [*values, P1_DOSE_MG, circ0, circ0, circ0, circ0, circ0])
+        return np.asarray(rr.simulate(times=self._times))[:, 0]
+
+    def fit(self, observations: np.ndarray, fixed: dict[str, float]) -> dict[str, Any]:
+        """Fit one patient from :data:`bench.problems.P3_START`.
+
+        Parameters
+        ----------
+        observations : numpy.ndarray
+            ``y`` at the 12 observation times.
+        fixed : dict of str to float
+            ``CL, V, gamma`` (and any other non-estimated P1 parameter).
+
+        Returns
+        -------
+        dict
+            ``seconds`` (wall time of the fit), ``theta`` (Slope, MTT, Circ0), ``nfev``,
+            ``njev``, ``simulations`` (every model evaluation, finite differences included),
+            ``failed_simulations``, ``status``, ``success``, ``message``, ``cost``.
+        """
+        from scipy.optimize import least_squares
+
+        log_obs = np.log(np.asarray(observations, dtype=np.float64))
+        counts = {"simulations": 0, "failed": 0}
+
+        def residuals(phi: np.ndarray) -> np.ndarray:
+            counts["simulations"] += 1
+            try:
+                pred = self.predict(p3_patient_params(phi, fixed))
+            except RuntimeError:
+                counts["failed"] += 1
+                return np.full(len(log_obs) + len(P3_FREE), 1e3)
+            return p3_residuals(np.log(pred), log_obs, phi)
+
+        with _quiet_c_output():
+            start = time.perf_counter()
+            sol = least_squares(residuals, np.log(P3_START))
+            seconds = time.perf_counter() - start
+        return {
+            "seconds": seconds,
+            "theta": np.exp(sol.x),
+            "nfev": int(sol.nfev),
+            "njev": int(sol.njev or 0),
+            "simulations": counts["simulations"],
+            "failed_simulations": counts["failed"],
+            "status": int(sol.status),
+            "success": bool(sol.success),
+            "message": str(sol.message),
+            "cost": float(sol.cost),
+        }
+
+
+# -- libRoadRunner, P4 ---------------------------------------------------------------------
+
+
+def _piecewise(value: str, condition: str, otherwise: str) -> str:
+    return (
+        f"<piecewise><piece>{value}{condition}</piece><otherwise>{otherwise}</otherwise>"
+        "</piecewise>"
+    )
+
+
+def _event(event_id: str, trigger: str, variable: str, value: str) -> str:
+    return (
+        f'<event id="{event_id}" useValuesFromTriggerTime="true">'
+        f'<trigger initialValue="true" persistent="true">{_MATHML.format(trigger)}</trigger>'
+        f'<listOfEventAssignments><eventAssignment variable="{variable}">'
+        f"{_MATHML.format(value)}</eventAssignment></listOfEventAssignments></event>"
+    )
+
+
+P4_PROTOCOL_PARAMETERS = ("dose", "interval", "rescue_at", "rescue_factor")
+"""Constant SBML parameters of :func:`p4_sbml` set per protocol (``rescue_at`` in h after
+each dose; far beyond the end when the rescue is off)."""
+P4_TRACKED = ("rescue", "t_down", "max_below")
+"""Non-constant SBML parameters changed by events (reset per patient)."""
+
+
+def p4_sbml() -> str:
+    """Return P1 plus the P4 rescue and episode bookkeeping as one SBML L3V2 document.
+
+    The dose and rescue times are parameters of time-triggered events, so one loaded model
+    evaluates every protocol: ``time >= k*interval`` adds ``dose`` to ``A`` (k = 1..5; the
+    first dose is the initial amount); ``time >= k*interval + rescue_at`` sets
+    ``rescue = rescue_factor`` and 10 days later ``rescue = 1`` (k = 0..5). Two events on
+    ``Circ < 0.5`` and ``Circ > 0.5`` record ``t_down = time`` and ``max_below =
+    max(max_below, time - t_down)`` at the crossings CVODE's root finder locates.
+    """
+    constant = [
+        f'<parameter id="{p}" value="1" constant="true"/>'
+        for p in (*P1_PARAMETER_NAMES, *P4_PROTOCOL_PARAMETERS)
+    ]
+    variable = [
+        f'<parameter id="{s}" value="1" constant="false"/>' for s in (*P1_STATE_NAMES, *P4_TRACKED)
+    ]
+    ktr = _apply("divide", _cn(4.0), _ci("MTT"))
+    edrug = _apply("times", _ci("Slope"), _apply("divide", _ci("A"), _ci("V")))
+    feedback = _apply("power", _apply("divide", _ci("Circ0"), _ci("Circ")), _ci("gamma"))
+    rates = {
+        "A": _apply("minus", _apply("times", _apply("divide", _ci("CL"), _ci("V")), _ci("A"))),
+        "Prol": _apply(
+            "minus",
+            _apply(
+                "times",
+                _ci("rescue"),
+                ktr,
+                _ci("Prol"),
+                _apply("minus", _cn(1.0), edrug),
+                feedback,
+            ),
+            _apply("times", ktr, _ci("Prol")),
+        ),
+    }
+    for upstream, state in itertools.pairwise(P1_STATE_NAMES[1:]):
+        rates[state] = _apply("times", ktr, _apply("minus", _ci(upstream), _ci(state)))
+    rules = [
+        f'<rateRule variable="{state}">{_MATHML.format(rate)}</rateRule>'
+        for state, rate in rates.items()
+    ]
+    events = []
+    for k in range(P4_CYCLES):
+        t_k = _apply("times", _cn(float(k)), _ci("interval"))
+        if k:
+            trigger = _apply("geq", _TIME, t_k)
+            events.append(_event(f"dose{k}", trigger, "A", _apply("plus", _ci("A"), _ci("dose"))))
+        on = _apply("plus", t_k, _ci("rescue_at"))
+        off = _apply("plus", on, _cn(24.0 * P4_RESCUE_DAYS))
+        events.append(
+            _event(f"rescue_on{k}", _apply("geq", _TIME, on), "rescue", _ci("rescue_factor"))
+        )
+        events.append(_event(f"rescue_off{k}", _apply("geq", _TIME, off), "rescue", _cn(1.0)))
+    threshold = _cn(P4_THRESHOLD)
+    events.append(_event("down", _apply("lt", _ci("Circ"), threshold), "t_down", _TIME))
+    length = _apply("minus", _TIME, _ci("t_down"))
+    longer = _apply("gt", length, _ci("max_below"))
+    events.append(
+        _event(
+            "up",
+            _apply("gt", _ci("Circ"), threshold),
+            "max_below",
+            _piecewise(length, longer, _ci("max_below")),
+        )
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<sbml xmlns="http://www.sbml.org/sbml/level3/version2/core" level="3" version="2">'
+        '<model id="friberg_p4_bench">'
+        f"<listOfParameters>{''.join(constant + variable)}</listOfParameters>"
+        f"<listOfRules>{''.join(rules)}</listOfRules>"
+        f"<listOfEvents>{''.join(events)}</listOfEvents>"
+        "</model></sbml>"
+    )
+
+
+class RoadRunnerP4:
+    """libRoadRunner loop evaluating P4 protocols over a population with one loaded model.
+
+    Attributes
+    ----------
+    load_s : float
+        Seconds to parse and JIT-compile the SBML model (reported apart).
+    """
+
+    def __init__(self, *, rtol: float = P4_RTOL, atol: float = P4_ATOL) -> None:
+        import roadrunner
+
+        roadrunner.Logger.setLevel(roadrunner.Logger.LOG_FATAL)
+        start = time.perf_counter()
+        self._rr = roadrunner.RoadRunner(p4_sbml())
+        self.load_s = time.perf_counter() - start
+        self._rr.integrator.relative_tolerance = rtol
+        self._rr.integrator.absolute_tolerance = atol
+        self._rr.timeCourseSelections = ["Circ", "t_down", "max_below"]
+        self._keys = [*P4_PROTOCOL_PARAMETERS, *P1_PARAMETER_NAMES, *P1_STATE_NAMES, *P4_TRACKED]
+
+    def evaluate(
+        self, params: dict[str, np.ndarray], protocol: P4Protocol
+    ) -> tuple[float, np.ndarray, dict[int, str]]:
+        """Simulate every patient under ``protocol``; return their longest Circ < 0.5 episode.
+
+        Returns
+        -------
+        tuple
+            ``(seconds, longest (n,) in h, failures)``; a failed patient's entry is NaN.
+            The seconds cover the loop and the episode arithmetic (the whole evaluation).
+        """
+        table = np.column_stack([np.asarray(params[name], float) for name in P1_PARAMETER_NAMES])
+        t_end = protocol.t_end_h
+        rescue_at = 24.0 * protocol.rescue_start_d if protocol.rescue else 1e12
+        head = [protocol.dose_mg, protocol.interval_h, rescue_at, P4_RESCUE_FACTOR]
+        rr, keys = self._rr, self._keys
+        end = np.full((len(table), 3), np.nan)
+        failures: dict[int, str] = {}
+        with _quiet_c_output():
+            start = time.perf_counter()
+            for i, row in enumerate(table.tolist()):
+                c0 = row[3]
+                rr.reset()
+                rr.setValues(
+                    keys, [*head, *row, protocol.dose_mg, c0, c0, c0, c0, c0, 1.0, 0.0, 0.0]
+                )
+                try:
+                    end[i] = rr.simulate(0.0, t_end, 2)[-1]
+                except RuntimeError as error:
+                    failures[i] = str(error).split(";")[0]
+            longest = p4_longest_episode(end[:, 1], end[:, 2], end[:, 0], t_end)
+            seconds = time.perf_counter() - start
+        return seconds, longest, failures
+
+
 # -- SciPy LSODA, P1 -----------------------------------------------------------------------
 
 
@@ -471,7 +742,7 @@ class JitcddeMackeyGlass:
         """
         dde = self._dde
         dde.purge_past()
-        dde.constant_past([x0], time=float(grid[0]))
+        dde.constant_past([x0], time=float(grid[0]))  # pyright: ignore[reportArgumentType]
         dde.set_parameters(beta)
         dde.set_integration_parameters(rtol=self.rtol, atol=self.atol)
         dde.step_on_discontinuities()

@@ -288,7 +288,7 @@ def print_table(doc: Result, file: Any) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Parse the command line."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument(
         "--n", type=int, nargs="+", default=[10_000, 100_000], help="population sizes"
     )

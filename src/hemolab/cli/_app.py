@@ -15,7 +15,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import typer
@@ -37,7 +37,7 @@ err_console = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -206,6 +206,14 @@ def simulate(
     chunk_size: Annotated[
         int, typer.Option("--chunk-size", help="Virtual patients per chunk (memory bound).")
     ] = 2048,
+    backend: Annotated[
+        Literal["local", "ray"],
+        typer.Option(
+            "--backend",
+            help="Where population chunks are solved: this process, or Ray workers "
+            "(pip install 'hemolab\\[ray]'; RAY_ADDRESS names a cluster). Same result file.",
+        ),
+    ] = "local",
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
     sedml: Annotated[
         Path | None,
@@ -221,6 +229,7 @@ def simulate(
     With --population N --seed S: N virtual patients (ids V0000000...) drawn from the model's
     published inter-individual variability, or from --omega FILE; one long result file, written
     chunk by chunk. An event dataset then holds one subject: the regimen every patient gets.
+    --backend ray solves the chunks on Ray workers and writes the same file.
 
     With --sedml FILE: the SED-ML's uniform time courses (with its model changes) on the SBML
     MODEL, by hemolab's solver; each report written to OUT/<id>.csv, each plot to OUT/<id>.png.
@@ -240,6 +249,7 @@ def simulate(
             "--omega": omega is not None,
             "--residual-error": residual_error,
             "--dose-before-obs": dose_before_obs,
+            "--backend": backend != "local",
         }
         _simulate_sedml(
             model, sedml, out, [k for k, v in others.items() if v], rtol, atol, json_out
@@ -267,9 +277,13 @@ def simulate(
         if population is not None or seed is not None or omega is not None or residual_error:
             _simulate_population(
                 mdl, out, events, params, te, step, time_unit, rtol, atol, dose_before_obs,
-                population, seed, omega, residual_error, chunk_size, json_out,
+                population, seed, omega, residual_error, chunk_size, backend, json_out,
             )  # fmt: skip
             return
+        if backend != "local":
+            raise HemolabError(
+                f"--backend {backend} runs virtual populations: give --population N --seed S"
+            )
         with _progress(quiet=json_out) as progress, _warnings_to_console():
             res = run(
                 mdl,
@@ -361,6 +375,7 @@ def _simulate_population(
     omega: Path | None,
     residual_error: bool,
     chunk_size: int,
+    backend: str,
     json_out: bool,
 ) -> None:
     """``simulate --population``: a virtual population, streamed to one long result file."""
@@ -382,7 +397,12 @@ def _simulate_population(
     pop = Population(
         mdl, n=n, seed=seed, variability=variability, covariates=covariates, typical=typical
     )
-    with _progress(quiet=json_out) as progress, _warnings_to_console():
+    # stdout is for the summary: Ray prints its notices (a worker died...) there
+    with (
+        contextlib.redirect_stdout(sys.stderr),
+        _progress(quiet=json_out) as progress,
+        _warnings_to_console(),
+    ):
         result = simulate_population(
             pop,
             events,
@@ -398,6 +418,7 @@ def _simulate_population(
             rtol=rtol,
             atol=atol,
             dose_before_obs=dose_before_obs,
+            backend=backend,
         )
     summary = result.summary()
     if json_out:

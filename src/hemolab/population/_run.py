@@ -6,6 +6,10 @@ file, and folds the chunk into per-patient metrics (nadir, peak, final value) an
 quantile sketches. Only those summaries outlive a chunk, so memory does not grow with the
 population (``bench/population_stream.py`` measures it); ``keep_results`` keeps the full
 trajectories as well for small populations.
+
+With ``backend="ray"`` the chunks are solved on Ray workers (:mod:`hemolab.population._ray`)
+and come back to this process, which folds and writes them in chunk order exactly as above:
+the result file is the local run's (design note 010).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,9 +36,11 @@ if TYPE_CHECKING:
 
     from hemolab.results._results import Results
 
-__all__ = ["PopulationResult", "simulate_population"]
+__all__ = ["BACKENDS", "PopulationResult", "simulate_population"]
 
 QUANTILES = (0.05, 0.5, 0.95)
+BACKENDS = ("local", "ray")
+"""Where chunks are solved: this process, or Ray workers (the optional ``hemolab[ray]``)."""
 
 
 @dataclass
@@ -75,6 +81,7 @@ class PopulationResult:
     chunks: int = 0
     n_steps_mean: float = 0.0
     n_steps_max: int = 0
+    backend: str = "local"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -132,6 +139,7 @@ class PopulationResult:
                 **self.population.describe(),
                 "chunks": self.chunks,
                 "band_accuracy": self.band_accuracy,
+                "backend": self.backend,
             },
         }
 
@@ -166,6 +174,8 @@ def simulate_population(
     progress: Callable[[int, int], None] | None = None,
     run_id: str | None = None,
     scenario: str = "base",
+    backend: str = "local",
+    ray_address: str | None = None,
     **simulate_options: Any,
 ) -> PopulationResult:
     """Simulate every patient of ``population`` in chunks of ``chunk_size``.
@@ -190,15 +200,26 @@ def simulate_population(
         Variables with median/90 % bands and per-patient metrics (default: observables).
     keep_results
         Also return the full trajectories (default: when ``n <= 10,000``).
+    backend
+        ``"local"`` solves the chunks in this process; ``"ray"`` on Ray workers (needs
+        ``pip install 'hemolab[ray]'``), a few chunks in flight, written here in chunk order:
+        the same file as the local run (design note 010).
+    ray_address
+        Ray cluster to connect to when this process is not connected yet (default: the
+        ``RAY_ADDRESS`` environment variable, else a local Ray on this machine's cores,
+        which stays up for later runs until ``ray.shutdown()`` or the end of the process).
+        Workers on other machines need hemolab installed.
     simulate_options
         Passed to :func:`hemolab.simulate` (``rtol``, ``atol``, ``solver``, ``triggers``…).
     """
 
-    from hemolab._simulate import get_compiled, simulate
+    from hemolab._simulate import get_compiled
 
     model = population.model
     if chunk_size < 1:
         raise HemolabError(f"chunk_size must be >= 1, got {chunk_size}")
+    if backend not in BACKENDS:
+        raise HemolabError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
     for key in ("params", "patient_ids", "progress", "run_id", "scenario"):
         if key in simulate_options:
             raise HemolabError(f"simulate_population sets {key!r} itself")
@@ -226,23 +247,11 @@ def simulate_population(
         "hemolab.seed": json.dumps(int(population.seed)),
         "hemolab.population": json.dumps(population.describe(), sort_keys=True, default=str),
     }
+    job = _ChunkJob(population, regimen, grid, t_end, dt, run_id, scenario, simulate_options)
+    bounds = [(a, min(a + chunk_size, population.n)) for a in range(0, population.n, chunk_size)]
+    solved = _solved_chunks(job, cm, bounds, backend, ray_address)
     try:
-        for start in range(0, population.n, chunk_size):
-            stop = min(start + chunk_size, population.n)
-            ids = patient_ids(start, stop)
-            ev, params = regimen.chunk(population, start, stop)
-            res = simulate(
-                cm,
-                ev,
-                params=params,
-                grid=grid,
-                t_end=t_end,
-                dt=dt,
-                patient_ids=ids,
-                run_id=run_id,
-                scenario=scenario,
-                **simulate_options,
-            )
+        for (start, stop), res in zip(bounds, solved, strict=True):
             if errors:
                 res = _with_residual_error(res, errors, population, start, stop)
             res = replace(res, metadata={**res.metadata, **meta_extra, "hemolab.inputs_hash": ""})
@@ -279,6 +288,7 @@ def simulate_population(
             w.close()
         writers.clear()
     except BaseException:
+        solved.close()  # Ray: cancel the chunks still in flight
         for w in writers.values():
             w.close()
         for p in tmp_paths.values():
@@ -309,8 +319,61 @@ def simulate_population(
         chunks=n_chunks,
         n_steps_mean=steps_total / population.n,
         n_steps_max=steps_max,
+        backend=backend,
         extra={"model_hash": cm.hash, "units": _units(cm.model, bands_for, errors)},
     )
+
+
+@dataclass(frozen=True)
+class _ChunkJob:
+    """What solving any chunk of a run needs: the population, its regimen, the options.
+
+    Pickled once and shared by every Ray worker; a chunk is then just its rows
+    ``[start, stop)``, which give the same patients and parameters wherever they are drawn
+    (blockwise seeding, design note 006).
+    """
+
+    population: Population
+    regimen: _Regimen
+    grid: Any
+    t_end: float | None
+    dt: float | None
+    run_id: str
+    scenario: str
+    options: Mapping[str, Any]
+
+    def solve(self, cm: Any, start: int, stop: int) -> Results:
+        """The solved rows ``[start, stop)`` (before residual error and population metadata)."""
+        from hemolab._simulate import simulate
+
+        ev, params = self.regimen.chunk(self.population, start, stop)
+        return simulate(
+            cm,
+            ev,
+            params=params,
+            grid=self.grid,
+            t_end=self.t_end,
+            dt=self.dt,
+            patient_ids=patient_ids(start, stop),
+            run_id=self.run_id,
+            scenario=self.scenario,
+            **self.options,
+        )
+
+
+def _solved_chunks(
+    job: _ChunkJob,
+    cm: Any,
+    bounds: Sequence[tuple[int, int]],
+    backend: str,
+    ray_address: str | None,
+) -> Generator[Results, None, None]:
+    """The solved chunks in order of ``bounds``: solved here one at a time, or on Ray."""
+    if backend == "ray":
+        from hemolab.population._ray import solve_chunks
+
+        return solve_chunks(job, bounds, address=ray_address)
+    return (job.solve(cm, start, stop) for start, stop in bounds)
 
 
 def _units(model: Any, variables: Sequence[str], errors: Sequence[ResidualError]) -> dict:

@@ -19,7 +19,15 @@ import numpy as np
 from hemolab._errors import SolveError
 from hemolab.compile._compiled import CompiledModel
 from hemolab.compile._triggers import CompiledTriggers
-from hemolab.events._ops import OP_BOLUS, OP_MULTIPLY, OP_NOP, OP_OUTPUT, OP_REPLACE, OP_RESET
+from hemolab.events._ops import (
+    OP_ADD,
+    OP_BOLUS,
+    OP_MULTIPLY,
+    OP_NOP,
+    OP_OUTPUT,
+    OP_REPLACE,
+    OP_RESET,
+)
 from hemolab.solve._dopri5 import DOPRI5, Stepper
 from hemolab.solve._loop import (
     DELAY_NOT_POSITIVE,
@@ -28,6 +36,7 @@ from hemolab.solve._loop import (
     ChunkResult,
     make_chunk_solver,
 )
+from hemolab.solve._pinned import PinnedCompiled
 from hemolab.solve._status import Status
 
 __all__ = ["ActionTable", "RawSolution", "make_solve_fn", "run_actions"]
@@ -80,6 +89,7 @@ _JIT_CACHE: weakref.WeakKeyDictionary[CompiledModel, dict] = weakref.WeakKeyDict
 # Delay history ring: start small (every segment slot is carried, appended to and searched at
 # each step: P2 took 1.00 s with 1024 slots, 0.41 s with 32) and grow 4x for the patients that
 # overflow it (always checked); a model remembers the size that sufficed.
+_SIMPLE_OPS = frozenset({OP_NOP, OP_OUTPUT, OP_BOLUS, OP_ADD})
 _RING_START = 64
 _MIN_SHARDED = 128  # patients from which a call is split over the host devices
 _MAX_GROWTHS = 5
@@ -97,11 +107,12 @@ def _compiled_solver(
     closed_form: bool = True,
     queue_size: int = 0,
     sharded: bool = False,
+    ops: frozenset[int] | None = None,
 ) -> Callable:
     cache = _JIT_CACHE.setdefault(cm, {})
     trig = triggers.key if triggers else ""
     key = (T, history_size, fixed_step, stepper.name, trig, lanes, closed_form, queue_size)
-    key += (sharded,)
+    key += (sharded, ops)
     if key not in cache:
         solver = make_chunk_solver(
             cm,
@@ -113,8 +124,9 @@ def _compiled_solver(
             lanes=lanes,
             closed_form=closed_form,
             queue_size=queue_size,
+            ops=ops,
         )
-        cache[key] = _sharded(solver) if sharded else jax.jit(solver)
+        cache[key] = PinnedCompiled(_sharded(solver) if sharded else jax.jit(solver))
     return cache[key]
 
 
@@ -270,6 +282,11 @@ def run_actions(
     S = table.n_subjects
     T = _pow2(max(table.n_outputs, 1), 8)
     time, op, target, value, stop = _padded(table)
+    # a table of outputs and doses (the common case) gets a loop body without rates, resets,
+    # parameter changes or switched-off compartments; any other table the general body (two
+    # variants at most, so that the number of compilations stays bounded)
+    ops = frozenset(int(o) for o in np.unique(op))
+    ops = _SIMPLE_OPS if ops <= _SIMPLE_OPS else None
     lanes = max(1, int(chunk_size))
     y0_all = np.full((N, cm.n_states), np.nan)
     if y_init is not None:
@@ -289,7 +306,7 @@ def run_actions(
     n_dev = len(jax.local_devices()) if N >= _MIN_SHARDED else 1
     for _ in range(_MAX_GROWTHS + 1):  # grow the delay ring (or trigger queue) on overflow
         solver = _compiled_solver(
-            cm, T, hsize, fixed_step, stepper, triggers, lanes, closed_form, qsize, n_dev > 1
+            cm, T, hsize, fixed_step, stepper, triggers, lanes, closed_form, qsize, n_dev > 1, ops
         )
         done = 0
         for start in range(0, len(pending), _CALL_SIZE):

@@ -592,7 +592,7 @@ def p1_sensitivities(
     import jax.numpy as jnp
 
     from hemolab.events import OP_BOLUS, OP_OUTPUT
-    from hemolab.solve import ActionTable, make_solve_fn
+    from hemolab.solve import ActionTable, make_solve_fn, pinned_jit
 
     cm = hl.compile_model(build_p1_model(hl))
     a_index = cm.model.state_names.index("A")  # type: ignore[attr-defined]
@@ -614,8 +614,8 @@ def p1_sensitivities(
     cols = [cm.model.inputs.index(name) for name in P1_SENSITIVITY_PARAMETERS]  # type: ignore[attr-defined]
     tangents = jnp.stack([jnp.zeros_like(inputs).at[:, c].set(1.0) for c in cols])
 
-    plain = jax.jit(lambda x: solve(x)[0][:, :, circ])
-    sens = jax.jit(
+    plain = pinned_jit(lambda x: solve(x)[0][:, :, circ])
+    sens = pinned_jit(
         lambda x: jax.vmap(lambda v: jax.jvp(lambda y: solve(y)[0][:, :, circ], (x,), (v,))[1])(
             tangents
         )

@@ -795,6 +795,7 @@ def assemble(
         "hemolab_error": hemolab.get("hemolab_error"),
         "reference_s": reference_s,
         "peer_details": peer_details,
+        **({"sensitivities": hemolab["sensitivities"]} if "sensitivities" in hemolab else {}),
     }
 
 

@@ -8,4 +8,5 @@ from hemolab.solve._engine import (
     make_solve_fn as make_solve_fn,
     run_actions as run_actions,
 )
+from hemolab.solve._pinned import pinned_jit as pinned_jit
 from hemolab.solve._status import Status as Status

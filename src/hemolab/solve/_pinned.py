@@ -24,7 +24,7 @@ from typing import Any
 
 import jax
 
-__all__ = ["PinnedCompiled", "one_cpu_while_compiling"]
+__all__ = ["PinnedCompiled", "one_cpu_while_compiling", "pinned_jit"]
 
 _LOCK = threading.Lock()
 
@@ -94,3 +94,10 @@ class PinnedCompiled:
     def _cache_size(self) -> int:
         """Executables compiled so far (``jax.jit``'s name, for the recompilation tests)."""
         return len(self._compiled)
+
+
+def pinned_jit(fn: Callable[..., Any]) -> PinnedCompiled:
+    """``jax.jit(fn)`` compiled like the solver loop (one CPU per kernel): for functions built
+    on :func:`hemolab.solve.make_solve_fn` that are called many times (calibration, search).
+    It cannot be traced inside another ``jit``, ``grad`` or ``vmap``: apply it outermost."""
+    return PinnedCompiled(jax.jit(fn))

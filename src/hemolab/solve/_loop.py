@@ -639,14 +639,12 @@ def make_chunk_solver(
             out = c["out"]
             hist = c["hist"]
 
-            def out_rows(write: jax.Array) -> jax.Array:
-                """Output rows of the lanes that write; a distinct out-of-range row (dropped)
-                for the others: a scatter with unique indices, no read of the old values."""
-                return jnp.where(write & (pidw < M), pidw, M + jnp.arange(C, dtype=jnp.int32))
-
             def write_now(out):
                 obs_now = observe(hist, t, to_y(u), p)
-                return out.at[out_rows(do_out), slot].set(obs_now, unique_indices=True, mode="drop")
+                cur = out[pidc, slot]
+                return out.at[pidw, slot].set(
+                    jnp.where(do_out[:, None], obs_now, cur), unique_indices=True, mode="drop"
+                )
 
             out = jax.lax.cond(jnp.any(do_out), write_now, lambda o: o, out)
             small = {k: v for k, v in hist.items() if k not in ring} if ring else hist
@@ -762,7 +760,10 @@ def make_chunk_solver(
                 th = jnp.clip((tq - t) / h_eff, 0.0, 1.0)
                 uq = stepper.dense(u, h_eff, coef, th)
                 vals = observe(hist, tq, ystate(tq, uq, p, r, lin), p)
-                dout = dout.at[out_rows(write), sq].set(vals, unique_indices=True, mode="drop")
+                cur_q = dout[pidc, sq]
+                dout = dout.at[pidw, sq].set(
+                    jnp.where(write[:, None], vals, cur_q), unique_indices=True, mode="drop"
+                )
                 dptr = dptr + write.astype(jnp.int32)
                 return dptr, dout, take_act(dptr)
 

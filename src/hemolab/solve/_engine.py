@@ -86,10 +86,11 @@ def _call_size(n: int) -> int:
 
 _JIT_CACHE: weakref.WeakKeyDictionary[CompiledModel, dict] = weakref.WeakKeyDictionary()
 
+# Action tables made only of these operations get the lean loop body (design note 011).
+_SIMPLE_OPS = frozenset({OP_NOP, OP_OUTPUT, OP_BOLUS, OP_ADD})
 # Delay history ring: start small (every segment slot is carried, appended to and searched at
 # each step: P2 took 1.00 s with 1024 slots, 0.41 s with 32) and grow 4x for the patients that
 # overflow it (always checked); a model remembers the size that sufficed.
-_SIMPLE_OPS = frozenset({OP_NOP, OP_OUTPUT, OP_BOLUS, OP_ADD})
 _RING_START = 64
 _MIN_SHARDED = 128  # patients from which a call is split over the host devices
 _MAX_GROWTHS = 5

@@ -35,7 +35,7 @@ from hemolab.population import Normal, Population, PopulationResult, simulate_po
 from hemolab.population._population import patient_ids
 from hemolab.population._ray import FORK_WARNING, KILL_ONCE_ENV, _in_order
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 N, CHUNK = 300, 100
 RUN = {"t_end": 24.0 * 30, "dt": 24.0, "run_id": "r", "scenario": "s", "chunk_size": CHUNK}

@@ -36,7 +36,6 @@ from hemolab.solve._loop import (
     ChunkResult,
     make_chunk_solver,
 )
-from hemolab.solve._pinned import PinnedCompiled
 from hemolab.solve._status import Status
 
 __all__ = ["ActionTable", "RawSolution", "make_solve_fn", "run_actions"]
@@ -127,7 +126,7 @@ def _compiled_solver(
             queue_size=queue_size,
             ops=ops,
         )
-        cache[key] = PinnedCompiled(_sharded(solver) if sharded else jax.jit(solver))
+        cache[key] = _sharded(solver) if sharded else jax.jit(solver)
     return cache[key]
 
 

@@ -293,20 +293,19 @@ def p3_doses() -> object:
     )
 
 
-def _p3_action_table(hl: ModuleType, cm: object) -> ActionTable:
-    """The solver's action table of P3: boluses, then outputs at the observation times.
+def _bolus_output_table(cm: object, dose_times: object, output_times: object) -> ActionTable:
+    """The solver's action table of P1-style runs: 100 mg boluses into ``A``, then outputs.
 
     Built as ``tests/_actions.py`` builds engine tables (the contract of
-    ``hemolab.solve.make_solve_fn``): at equal times the dose comes first; the outputs are
-    the 12 observation times (Circ does not jump at a dose, so pre/post is the same).
+    ``hemolab.solve.make_solve_fn``): at equal times the dose comes first (Circ does not
+    jump at a dose, so pre/post is the same).
     """
     from hemolab.events import OP_BOLUS, OP_OUTPUT
     from hemolab.solve import ActionTable
 
-    del hl
     a_index = cm.model.state_names.index("A")  # type: ignore[attr-defined]
-    rows = [(float(t), OP_BOLUS, a_index, P1_DOSE_MG, 1, k) for k, t in enumerate(P3_DOSE_TIMES_H)]
-    rows += [(float(t), OP_OUTPUT, i, 0.0, 2, i) for i, t in enumerate(P3_OBS_TIMES_H)]
+    rows = [(float(t), OP_BOLUS, a_index, P1_DOSE_MG, 1, k) for k, t in enumerate(dose_times)]  # type: ignore[call-overload]
+    rows += [(float(t), OP_OUTPUT, i, 0.0, 2, i) for i, t in enumerate(output_times)]  # type: ignore[call-overload]
     rows.sort(key=lambda r: (r[0], r[4], r[5]))
     arr = np.array([r[:4] for r in rows], dtype=np.float64)
     return ActionTable(
@@ -314,7 +313,7 @@ def _p3_action_table(hl: ModuleType, cm: object) -> ActionTable:
         op=arr[None, :, 1].astype(np.int32),
         target=arr[None, :, 2].astype(np.int32),
         value=arr[None, :, 3],
-        n_outputs=len(P3_OBS_TIMES_H),
+        n_outputs=len(output_times),  # type: ignore[arg-type]
     )
 
 
@@ -398,7 +397,9 @@ def p3_building_blocks(
     )
     columns = jnp.asarray([cm.model.inputs.index(name) for name in P3_FREE])  # type: ignore[attr-defined]
     circ_index = cm.model.state_names.index("Circ")  # type: ignore[attr-defined]
-    solve = make_solve_fn(cm, _p3_action_table(hl, cm), rtol=P3_RTOL, atol=P3_ATOL)
+    solve = make_solve_fn(
+        cm, _bolus_output_table(cm, P3_DOSE_TIMES_H, P3_OBS_TIMES_H), rtol=P3_RTOL, atol=P3_ATOL
+    )
     log_median = jnp.log(jnp.asarray(P3_PRIOR_MEDIAN))
 
     def residuals(phi: jax.Array, base: jax.Array, log_obs: jax.Array) -> jax.Array:
@@ -591,23 +592,11 @@ def p1_sensitivities(
     import jax
     import jax.numpy as jnp
 
-    from hemolab.events import OP_BOLUS, OP_OUTPUT
-    from hemolab.solve import ActionTable, make_solve_fn, pinned_jit
+    from hemolab.solve import make_solve_fn, pinned_jit
 
     cm = hl.compile_model(build_p1_model(hl))
-    a_index = cm.model.state_names.index("A")  # type: ignore[attr-defined]
     circ = cm.model.state_names.index("Circ")  # type: ignore[attr-defined]
-    rows = [(float(t), OP_BOLUS, a_index, P1_DOSE_MG, 1, k) for k, t in enumerate(P1_DOSE_TIMES_H)]
-    rows += [(float(t), OP_OUTPUT, i, 0.0, 2, i) for i, t in enumerate(grid)]
-    rows.sort(key=lambda r: (r[0], r[4], r[5]))
-    arr = np.array([r[:4] for r in rows], dtype=np.float64)
-    table = ActionTable(
-        time=arr[None, :, 0],
-        op=arr[None, :, 1].astype(np.int32),
-        target=arr[None, :, 2].astype(np.int32),
-        value=arr[None, :, 3],
-        n_outputs=len(grid),
-    )
+    table = _bolus_output_table(cm, P1_DOSE_TIMES_H, grid)
     solve = make_solve_fn(cm, table, rtol=P1_RTOL, atol=P1_ATOL)
     n = len(next(iter(params.values())))
     inputs = jnp.asarray(cm.inputs_from(params, n=n))  # type: ignore[attr-defined]

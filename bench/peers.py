@@ -205,6 +205,24 @@ def _quiet_c_output() -> Iterator[None]:
             os.close(copy)
 
 
+def _load_roadrunner(
+    sbml: str, rtol: float, atol: float, selections: list[str]
+) -> tuple[Any, float]:
+    """A libRoadRunner model with CVODE tolerances and output selections, and the seconds it
+    took to parse and JIT-compile (reported apart). A failing patient logs many CVODE lines;
+    failures are kept per patient instead, so the logger is set to fatal only."""
+    import roadrunner
+
+    roadrunner.Logger.setLevel(roadrunner.Logger.LOG_FATAL)
+    start = time.perf_counter()
+    rr = roadrunner.RoadRunner(sbml)
+    load_s = time.perf_counter() - start
+    rr.integrator.relative_tolerance = rtol
+    rr.integrator.absolute_tolerance = atol
+    rr.timeCourseSelections = selections
+    return rr, load_s
+
+
 class RoadRunnerP1:
     """libRoadRunner loop over P1 patients with one loaded model.
 
@@ -220,16 +238,7 @@ class RoadRunnerP1:
     """
 
     def __init__(self, *, rtol: float = P1_RTOL, atol: float = P1_ATOL) -> None:
-        import roadrunner
-
-        # A failing patient logs many CVODE lines; the failure is kept in `failures` instead.
-        roadrunner.Logger.setLevel(roadrunner.Logger.LOG_FATAL)
-        start = time.perf_counter()
-        self._rr = roadrunner.RoadRunner(p1_sbml())
-        self.load_s = time.perf_counter() - start
-        self._rr.integrator.relative_tolerance = rtol
-        self._rr.integrator.absolute_tolerance = atol
-        self._rr.timeCourseSelections = ["Circ"]
+        self._rr, self.load_s = _load_roadrunner(p1_sbml(), rtol, atol, ["Circ"])
         self._keys = [*P1_PARAMETER_NAMES, *P1_STATE_NAMES]
 
     def solve(
@@ -366,15 +375,7 @@ class RoadRunnerP3:
     """
 
     def __init__(self, *, rtol: float = P3_RTOL, atol: float = P3_ATOL) -> None:
-        import roadrunner
-
-        roadrunner.Logger.setLevel(roadrunner.Logger.LOG_FATAL)
-        start = time.perf_counter()
-        self._rr = roadrunner.RoadRunner(p1_sbml(P3_DOSE_TIMES_H))
-        self.load_s = time.perf_counter() - start
-        self._rr.integrator.relative_tolerance = rtol
-        self._rr.integrator.absolute_tolerance = atol
-        self._rr.timeCourseSelections = ["Circ"]
+        self._rr, self.load_s = _load_roadrunner(p1_sbml(P3_DOSE_TIMES_H), rtol, atol, ["Circ"])
         self._keys = [*P1_PARAMETER_NAMES, *P1_STATE_NAMES]
         self._times = np.asarray(P3_OBS_TIMES_H, dtype=np.float64)
 
@@ -548,15 +549,9 @@ class RoadRunnerP4:
     """
 
     def __init__(self, *, rtol: float = P4_RTOL, atol: float = P4_ATOL) -> None:
-        import roadrunner
-
-        roadrunner.Logger.setLevel(roadrunner.Logger.LOG_FATAL)
-        start = time.perf_counter()
-        self._rr = roadrunner.RoadRunner(p4_sbml())
-        self.load_s = time.perf_counter() - start
-        self._rr.integrator.relative_tolerance = rtol
-        self._rr.integrator.absolute_tolerance = atol
-        self._rr.timeCourseSelections = ["Circ", "t_down", "max_below"]
+        self._rr, self.load_s = _load_roadrunner(
+            p4_sbml(), rtol, atol, ["Circ", "t_down", "max_below"]
+        )
         self._keys = [*P4_PROTOCOL_PARAMETERS, *P1_PARAMETER_NAMES, *P1_STATE_NAMES, *P4_TRACKED]
 
     def evaluate(

@@ -86,9 +86,16 @@ OUTPUT_DIR = Path(__file__).resolve().parent / "output"
 
 
 def _p1_log_rhs(
-    t: float, y: np.ndarray, ke: float, a_start: float, t_start: float, params: dict[str, float]
+    t: float,
+    y: np.ndarray,
+    ke: float,
+    a_start: float,
+    t_start: float,
+    params: dict[str, float],
+    factor: float = 1.0,
 ) -> np.ndarray:
-    """Right-hand side of the log neutrophil states on one dosing interval."""
+    """Right-hand side of the log neutrophil states on one dosing interval (kprol multiplied
+    by ``factor``: P4's rescue; exactly P1 at 1)."""
     amount = a_start * np.exp(-ke * (t - t_start))
     edrug = params["Slope"] * amount / params["V"]
     ktr = 4.0 / params["MTT"]
@@ -96,7 +103,7 @@ def _p1_log_rhs(
     feedback = np.exp(params["gamma"] * (np.log(params["Circ0"]) - log_circ))
     return np.array(
         [
-            ktr * (1.0 - edrug) * feedback - ktr,
+            factor * ktr * (1.0 - edrug) * feedback - ktr,
             ktr * (np.exp(log_prol - log_t1) - 1.0),
             ktr * (np.exp(log_t1 - log_t2) - 1.0),
             ktr * (np.exp(log_t2 - log_t3) - 1.0),
@@ -494,20 +501,7 @@ def _p4_log_rhs(
     params: dict[str, float],
 ) -> np.ndarray:
     """Log neutrophil states on one piece: P1 with kprol multiplied by ``factor``."""
-    amount = a_start * np.exp(-ke * (t - t_start))
-    edrug = params["Slope"] * amount / params["V"]
-    ktr = 4.0 / params["MTT"]
-    log_prol, log_t1, log_t2, log_t3, log_circ = y
-    feedback = np.exp(params["gamma"] * (np.log(params["Circ0"]) - log_circ))
-    return np.array(
-        [
-            factor * ktr * (1.0 - edrug) * feedback - ktr,
-            ktr * (np.exp(log_prol - log_t1) - 1.0),
-            ktr * (np.exp(log_t1 - log_t2) - 1.0),
-            ktr * (np.exp(log_t2 - log_t3) - 1.0),
-            ktr * (np.exp(log_t3 - log_circ) - 1.0),
-        ]
-    )
+    return _p1_log_rhs(t, y, ke, a_start, t_start, params, factor)
 
 
 def p4_reference(

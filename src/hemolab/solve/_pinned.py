@@ -91,10 +91,6 @@ class PinnedCompiled:
             self._compiled[key] = fn
         return fn(*args)
 
-    def _cache_size(self) -> int:
-        """Executables compiled so far (``jax.jit``'s name, for the recompilation tests)."""
-        return len(self._compiled)
-
 
 def pinned_jit(fn: Callable[..., Any]) -> PinnedCompiled:
     """``jax.jit(fn)`` compiled like the solver loop (one CPU per kernel): for functions built

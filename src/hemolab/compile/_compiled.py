@@ -64,6 +64,9 @@ class CompiledModel:
     sources: dict[str, str] = field(repr=False)
     linear_states: tuple[int, ...] = ()  # solved in closed form between events (see _linear)
     linear_matrix: Fn | None = None  # (t, y, p, z) -> K flattened row-major
+    # du/dt in solver coordinates, (t, [u, x_linear], p, z) -> (n,), zero for linear states;
+    # None: the solver evaluates ``rhs`` and divides (see _logspace)
+    rhs_solver: Fn | None = None
 
     @property
     def n_states(self) -> int:
@@ -198,6 +201,24 @@ def compile_model(model: Model) -> CompiledModel:
 
     lin_idx, lin_k = linear_subsystem(model)
     linear_matrix = gen("linear_matrix", list(lin_k)) if lin_idx else None
+    from hemolab.compile._logspace import solver_rhs
+
+    rhs_solver: Fn | None = None
+    solver_form = (
+        solver_rhs(model, lin_idx) if (lin_idx or any(s.positive for s in model.states)) else None
+    )
+    if solver_form is not None:
+        u_assign, u_outputs, u_names = solver_form
+        src, ns = generate_function(
+            "rhs_solver",
+            u_outputs,
+            state_names=u_names,
+            input_names=common["input_names"],
+            assignments=u_assign,
+            covariate_slopes=common["covariate_slopes"],
+        )
+        sources["rhs_solver:jax"] = src
+        rhs_solver = ns["rhs_solver"]  # type: ignore[assignment]
     typical = np.array(
         [p.value for p in model.parameters]
         + [np.nan if c.default is None else c.default for c in model.covariates]
@@ -220,4 +241,5 @@ def compile_model(model: Model) -> CompiledModel:
         sources=sources,
         linear_states=lin_idx,
         linear_matrix=linear_matrix,
+        rhs_solver=rhs_solver,
     )

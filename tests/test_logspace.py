@@ -1,4 +1,4 @@
-"""The symbolic solver-coordinate right-hand side (``compile._logspace``) against the literal one."""
+"""The symbolic solver-coordinate right-hand side (``compile._logspace``) against the literal."""
 
 from __future__ import annotations
 
@@ -48,8 +48,12 @@ def _friberg() -> hl.Model:
         time_unit="h",
         states=[
             hl.State("A", "-(CL/V)*A", unit="mg"),
-            hl.State("Prol", "ktr*Prol*(1 - Slope*A/V)*(Circ0/Circ)**gamma - ktr*Prol",
-                     initial="Circ0", positive=True),  # fmt: skip
+            hl.State(
+                "Prol",
+                "ktr*Prol*(1 - Slope*A/V)*(Circ0/Circ)**gamma - ktr*Prol",
+                initial="Circ0",
+                positive=True,
+            ),
             hl.State("Circ", "ktr*Prol - ktr*Circ", initial="Circ0", positive=True),
         ],
         parameters=[
@@ -96,6 +100,6 @@ def _dose_frame():
     import pandas as pd
 
     return pd.DataFrame(
-        {"ID": [1], "TIME": [0.0], "EVID": [1], "AMT": [100.0], "CMT": ["A"], "II": [336.0],
-         "ADDL": [2]}  # fmt: skip
+        {"ID": [1], "TIME": [0.0], "EVID": [1], "AMT": [100.0], "CMT": ["A"], "II": [336.0]}
+        | {"ADDL": [2]}
     )

@@ -108,11 +108,12 @@ def _compiled_solver(
     queue_size: int = 0,
     sharded: bool = False,
     ops: frozenset[int] | None = None,
+    shared: bool = False,
 ) -> Callable:
     cache = _JIT_CACHE.setdefault(cm, {})
     trig = triggers.key if triggers else ""
     key = (T, history_size, fixed_step, stepper.name, trig, lanes, closed_form, queue_size)
-    key += (sharded, ops)
+    key += (sharded, ops, shared)
     if key not in cache:
         solver = make_chunk_solver(
             cm,
@@ -126,20 +127,22 @@ def _compiled_solver(
             queue_size=queue_size,
             ops=ops,
         )
-        cache[key] = _sharded(solver) if sharded else jax.jit(solver)
+        cache[key] = _sharded(solver, shared) if sharded else jax.jit(solver)
     return cache[key]
 
 
-def _sharded(solver: Callable) -> Callable:
+def _sharded(solver: Callable, shared: bool = False) -> Callable:
     """One compiled program over every host device (``shard_map``): the call's rows are split
     in equal blocks, one per device, each solved by its own loop (no communication); its
-    ``n_valid`` is a (devices,) array of the valid rows of each block."""
+    ``n_valid`` is a (devices,) array of the valid rows of each block. A ``shared`` action
+    table (one row for every patient) is replicated, not split."""
     from jax.sharding import Mesh, PartitionSpec as P
 
     mesh = Mesh(np.array(jax.local_devices()), ("d",))
     rows, scalar = P("d"), P()
+    table = scalar if shared else rows
     # per-patient arrays split by rows; n_valid one entry per block; tolerances shared
-    in_specs = ChunkInputs._make([rows] * 9 + [scalar] * 3)
+    in_specs = ChunkInputs._make([rows] + [table] * 5 + [rows] * 3 + [scalar] * 3)
     out_specs = ChunkResult._make([rows] * 6)
 
     def block(ci: ChunkInputs) -> ChunkResult:
@@ -306,7 +309,18 @@ def run_actions(
     n_dev = len(jax.local_devices()) if N >= _MIN_SHARDED else 1
     for _ in range(_MAX_GROWTHS + 1):  # grow the delay ring (or trigger queue) on overflow
         solver = _compiled_solver(
-            cm, T, hsize, fixed_step, stepper, triggers, lanes, closed_form, qsize, n_dev > 1, ops
+            cm,
+            T,
+            hsize,
+            fixed_step,
+            stepper,
+            triggers,
+            lanes,
+            closed_form,
+            qsize,
+            n_dev > 1,
+            ops,
+            shared=S == 1,
         )
         done = 0
         for start in range(0, len(pending), _CALL_SIZE):
@@ -321,14 +335,17 @@ def run_actions(
                 ]
             )
             rows = sel if S > 1 else np.zeros(len(sel), dtype=np.int64)
+            # a table shared by every patient goes in as its one row (P2: 2,048 actions
+            # copied for each of 1,000 items cost more host and device memory than the loop)
+            trows = sel if S > 1 else np.zeros(1, dtype=np.int64)
             res = solver(
                 ChunkInputs(
                     inputs=jnp.asarray(inputs[sel]),
-                    act_time=jnp.asarray(time[rows]),
-                    act_op=jnp.asarray(op[rows]),
-                    act_target=jnp.asarray(target[rows]),
-                    act_value=jnp.asarray(value[rows]),
-                    act_stop=jnp.asarray(stop[rows]),
+                    act_time=jnp.asarray(time[trows]),
+                    act_op=jnp.asarray(op[trows]),
+                    act_target=jnp.asarray(target[trows]),
+                    act_value=jnp.asarray(value[trows]),
+                    act_stop=jnp.asarray(stop[trows]),
                     t0=jnp.asarray(t0_rows[rows]),
                     y_init=jnp.asarray(y0_all[sel]),
                     n_valid=jnp.asarray(

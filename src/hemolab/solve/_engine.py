@@ -25,6 +25,8 @@ from hemolab.events._ops import (
     OP_MULTIPLY,
     OP_NOP,
     OP_OUTPUT,
+    OP_RATE,
+    OP_RATE_F,
     OP_REPLACE,
     OP_RESET,
 )
@@ -109,11 +111,12 @@ def _compiled_solver(
     sharded: bool = False,
     ops: frozenset[int] | None = None,
     shared: bool = False,
+    rate_targets: frozenset[int] | None = None,
 ) -> Callable:
     cache = _JIT_CACHE.setdefault(cm, {})
     trig = triggers.key if triggers else ""
     key = (T, history_size, fixed_step, stepper.name, trig, lanes, closed_form, queue_size)
-    key += (sharded, ops, shared)
+    key += (sharded, ops, shared, rate_targets)
     if key not in cache:
         solver = make_chunk_solver(
             cm,
@@ -126,6 +129,7 @@ def _compiled_solver(
             closed_form=closed_form,
             queue_size=queue_size,
             ops=ops,
+            rate_targets=rate_targets,
         )
         cache[key] = _sharded(solver, shared) if sharded else jax.jit(solver)
     return cache[key]
@@ -160,6 +164,16 @@ def _queue_size(triggers: CompiledTriggers | None) -> int:
     if triggers is None:
         return 0
     return 2 * triggers.n + (16 if triggers.has_delays else 2)
+
+
+def _op_spec(op: np.ndarray, target: np.ndarray) -> tuple[frozenset[int] | None, frozenset[int]]:
+    """What the loop body must handle for these tables: the simple operation set or None (any),
+    and the states that infusions go into."""
+    ops = frozenset(int(o) for o in np.unique(op))
+    rates = np.isin(op, (OP_RATE, OP_RATE_F))
+    return (_SIMPLE_OPS if ops <= _SIMPLE_OPS else None), frozenset(
+        int(x) for x in np.unique(target[rates])
+    )
 
 
 def _stops(time: np.ndarray, op: np.ndarray) -> np.ndarray:
@@ -288,8 +302,7 @@ def run_actions(
     # a table of outputs and doses (the common case) gets a loop body without rates, resets,
     # parameter changes or switched-off compartments; any other table the general body (two
     # variants at most, so that the number of compilations stays bounded)
-    ops = frozenset(int(o) for o in np.unique(op))
-    ops = _SIMPLE_OPS if ops <= _SIMPLE_OPS else None
+    ops, rate_targets = _op_spec(op, target)
     lanes = max(1, int(chunk_size))
     y0_all = np.full((N, cm.n_states), np.nan)
     if y_init is not None:
@@ -321,6 +334,7 @@ def run_actions(
             n_dev > 1,
             ops,
             shared=S == 1,
+            rate_targets=rate_targets,
         )
         done = 0
         for start in range(0, len(pending), _CALL_SIZE):
@@ -436,12 +450,15 @@ def make_solve_fn(
     S = table.n_subjects
     arrays = _padded(table)
     A = arrays[0].shape[1]
+    ops, rate_targets = _op_spec(arrays[1], arrays[2])
     solver = make_chunk_solver(
         cm,
         n_outputs=max(table.n_outputs, 1),
         history_size=history_size,
         stepper=stepper,
         lanes=1 << 30,  # every patient in its own lane: one pass, no refills
+        ops=ops,
+        rate_targets=rate_targets,
     )
     T = table.n_outputs
 

@@ -272,7 +272,7 @@ def make_chunk_solver(
         rtol, atol = ci.rtol, ci.atol
         # the action table packed once per call: one gather reads a lane's whole action
         n_act = ci.act_time.shape[1]
-        shared_table = ci.act_time.shape[0] > 1  # one row per patient (else one shared row)
+        per_patient = ci.act_time.shape[0] > 1  # one table row per patient, else one shared
         act = jnp.stack(
             [
                 ci.act_time,
@@ -485,7 +485,7 @@ def make_chunk_solver(
 
             def take_act(ptr: jax.Array) -> jax.Array:
                 """Each lane's action at ``ptr``: (C, 5) time, op, target, value, stop."""
-                return act[pidc if shared_table else 0, jnp.clip(ptr, 0, n_act - 1)]
+                return act[pidc if per_patient else 0, jnp.clip(ptr, 0, n_act - 1)]
 
             t, u, p, r, ptr, status = c["t"], c["u"], c["p"], c["r"], c["ptr"], c["status"]
             xk, tk, on = c["xk"], c["tk"], c["on"]

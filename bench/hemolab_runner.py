@@ -198,7 +198,16 @@ def run_p1(params: dict[str, np.ndarray], grid: np.ndarray) -> tuple[float, Solv
     compile_s = time.perf_counter() - start
 
     def solve_fn() -> tuple[np.ndarray, dict[int, str]]:
-        res = hl.simulate(compiled, doses, params=params, grid=grid, rtol=P1_RTOL, atol=P1_ATOL)
+        # only Circ is reported, as libRoadRunner's selections ask of it in the same run
+        res = hl.simulate(
+            compiled,
+            doses,
+            params=params,
+            grid=grid,
+            rtol=P1_RTOL,
+            atol=P1_ATOL,
+            outputs=["Circ"],
+        )
         return np.asarray(res.variable("Circ"), dtype=np.float64), _failures(res)
 
     return compile_s, solve_fn
@@ -233,7 +242,9 @@ def run_p2(x0: np.ndarray, beta: np.ndarray, grid: np.ndarray) -> tuple[float, S
     params = {"beta": np.asarray(beta, np.float64), "x0": np.asarray(x0, np.float64)}
 
     def solve_fn() -> tuple[np.ndarray, dict[int, str]]:
-        res = hl.simulate(compiled, params=params, grid=grid, rtol=P2_RTOL, atol=P2_ATOL)
+        res = hl.simulate(
+            compiled, params=params, grid=grid, rtol=P2_RTOL, atol=P2_ATOL, outputs=["x"]
+        )
         return np.asarray(res.variable("x"), dtype=np.float64), _failures(res)
 
     return compile_s, solve_fn

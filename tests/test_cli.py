@@ -349,6 +349,37 @@ def test_simulate_population_writes_one_long_file(runner: CliRunner, tmp_path: P
     assert again["variables"]["ANC_obs"] == doc["variables"]["ANC_obs"]
 
 
+def test_simulate_outputs_selects_variables(runner: CliRunner, tmp_path: Path) -> None:
+    """--outputs writes the named variables only, with the values of the full run."""
+    base = ["simulate", "mackey_glass", "--t-end", "30d", "--dt", "1d", "--json"]
+    full = validated(run(runner, *base, "--out", tmp_path / "a.parquet"), "simulate")
+    part = validated(
+        run(runner, *base, "--out", tmp_path / "b.parquet", "--outputs", "cells"), "simulate"
+    )
+    assert set(part["variables"]) == {"cells"}
+    assert part["variables"]["cells"] == full["variables"]["cells"]
+    table = pq.read_table(tmp_path / "b.parquet")
+    assert pc.unique(table.column("variable")).to_pylist() == ["cells"]
+    bad = run(runner, *base, "--out", tmp_path / "c.parquet", "--outputs", "x,platelets")
+    assert_bad_input(bad, "no variable 'platelets'")
+    assert not (tmp_path / "c.parquet").exists()
+
+
+def test_simulate_population_outputs(runner: CliRunner, tmp_path: Path) -> None:
+    events = tmp_path / "regimen.csv"
+    events.write_text("ID,TIME,EVID,CMT,AMT,AMT_UNIT,DUR\n1,0,1,A1,100,mg/m2,1\n")
+    args = ["simulate", "friberg_docetaxel", "--events", events, "--t-end", "5d", "--dt", "1d"]
+    args += ["--population", "6", "--seed", "2", "--json"]
+    out = tmp_path / "p.parquet"
+    doc = validated(run(runner, *args, "--out", out, "--outputs", "ANC,Circ"), "simulate")
+    assert set(doc["variables"]) == {"ANC", "Circ"} and doc["status"]["ok"] == 6
+    assert set(pc.unique(pq.read_table(out).column("variable")).to_pylist()) == {"ANC", "Circ"}
+    bad = run(
+        runner, *args, "--out", tmp_path / "q.parquet", "--outputs", "Circ", "--residual-error"
+    )
+    assert_bad_input(bad, "residual error is added to ANC: include it in outputs")
+
+
 def test_simulate_population_with_a_user_omega(runner: CliRunner, tmp_path: Path) -> None:
     omega = tmp_path / "omega.csv"
     omega.write_text(",x0\nx0,0.04\n")

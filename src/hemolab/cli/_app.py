@@ -214,6 +214,13 @@ def simulate(
             "(pip install 'hemolab\\[ray]'; RAY_ADDRESS names a cluster). Same result file.",
         ),
     ] = "local",
+    outputs: Annotated[
+        str | None,
+        typer.Option(
+            "--outputs",
+            help="Comma list of the states and observables to write (default: all).",
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
     sedml: Annotated[
         Path | None,
@@ -250,6 +257,7 @@ def simulate(
             "--residual-error": residual_error,
             "--dose-before-obs": dose_before_obs,
             "--backend": backend != "local",
+            "--outputs": outputs is not None,
         }
         _simulate_sedml(
             model, sedml, out, [k for k, v in others.items() if v], rtol, atol, json_out
@@ -274,10 +282,14 @@ def simulate(
         if events is None and te is None:
             raise HemolabError("without --events, give --t-end (and optionally --dt)")
         params = _parse_params(param or [], mdl)
+        selected = None
+        if outputs is not None:
+            selected = [v.strip() for v in outputs.split(",") if v.strip()]
         if population is not None or seed is not None or omega is not None or residual_error:
             _simulate_population(
                 mdl, out, events, params, te, step, time_unit, rtol, atol, dose_before_obs,
                 population, seed, omega, residual_error, chunk_size, backend, json_out,
+                selected,
             )  # fmt: skip
             return
         if backend != "local":
@@ -296,6 +308,7 @@ def simulate(
                 atol=atol,
                 dose_before_obs=dose_before_obs,
                 progress=progress,
+                outputs=selected,
             )
     except HemolabError as exc:
         raise _fail(str(exc)) from None
@@ -377,6 +390,7 @@ def _simulate_population(
     chunk_size: int,
     backend: str,
     json_out: bool,
+    outputs: list[str] | None = None,
 ) -> None:
     """``simulate --population``: a virtual population, streamed to one long result file."""
     from hemolab.population import Population, read_omega, simulate_population
@@ -411,7 +425,7 @@ def _simulate_population(
             out=out,
             chunk_size=chunk_size,
             residual_error=residual_error,
-            band_variables=list(mdl.state_names + mdl.observable_names),
+            band_variables=outputs or list(mdl.state_names + mdl.observable_names),
             keep_results=False,
             progress=progress,
             time_unit=time_unit,
@@ -419,6 +433,7 @@ def _simulate_population(
             atol=atol,
             dose_before_obs=dose_before_obs,
             backend=backend,
+            outputs=outputs,
         )
     summary = result.summary()
     if json_out:

@@ -228,7 +228,11 @@ def simulate_population(
     keep = population.n <= 10_000 if keep_results is None else keep_results
     errors = _residual_models(model, residual_error)
     regimen = _Regimen.make(events, model, population, simulate_options.get("time_unit"))
-    bands_for = list(band_variables) if band_variables is not None else list(model.observable_names)
+    chosen = _chosen_outputs(simulate_options.get("outputs"), model, errors)
+    default_bands = [v for v in model.observable_names if chosen is None or v in chosen]
+    if chosen is not None and not default_bands:
+        default_bands = list(chosen)
+    bands_for = list(band_variables) if band_variables is not None else default_bands
     bands_for += [f"{e.observable}_obs" for e in errors if f"{e.observable}_obs" not in bands_for]
 
     out_path = Path(out) if out is not None else None
@@ -421,6 +425,21 @@ def _residual_models(model: Any, spec: bool | Sequence[ResidualError]) -> list[R
                 f"{model.name!r} ({list(model.observable_names)})"
             )
     return errs
+
+
+def _chosen_outputs(outputs: Any, model: Any, errors: Sequence[ResidualError]) -> list[str] | None:
+    """The ``outputs=`` selection as a list (None: every variable); residual errors need their
+    observables in it."""
+    if outputs is None:
+        return None
+    chosen = [outputs] if isinstance(outputs, str) else list(outputs)
+    missing = [e.observable for e in errors if e.observable not in chosen]
+    if missing:
+        raise HemolabError(
+            f"residual error is added to {', '.join(missing)}: include "
+            f"{'it' if len(missing) == 1 else 'them'} in outputs (given: {', '.join(chosen)})"
+        )
+    return chosen
 
 
 def _with_residual_error(

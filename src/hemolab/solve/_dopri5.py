@@ -24,7 +24,7 @@ BatchedRHS = Callable[[jax.Array, jax.Array], jax.Array]  # f(t (C,), u (C, n)) 
 class Step(NamedTuple):
     u_new: jax.Array  # (C, n) proposed solution at t + h
     err: jax.Array  # (C, n) local error estimate
-    coef: jax.Array  # (C, n, q) dense-output coefficients
+    coef: jax.Array  # (C, n, q) dense-output coefficients (C, len(cols), q) with ``cols``
     f_new: jax.Array  # (C, n) f(t + h, u_new) (first stage of the next step, FSAL)
 
 
@@ -36,7 +36,17 @@ class Stepper:
     n_coef: int = 4  # dense-output coefficients per state
     stiff: bool = False
 
-    def step(self, f: BatchedRHS, t: jax.Array, u: jax.Array, h: jax.Array, f0: jax.Array) -> Step:
+    def step(
+        self,
+        f: BatchedRHS,
+        t: jax.Array,
+        u: jax.Array,
+        h: jax.Array,
+        f0: jax.Array,
+        cols: tuple[int, ...] | None = None,
+    ) -> Step:
+        """One attempted step; ``cols``: the state columns whose dense-output coefficients
+        are needed (None: all)."""
         raise NotImplementedError
 
     def dense(self, u0: jax.Array, h: jax.Array, coef: jax.Array, theta: jax.Array) -> jax.Array:
@@ -59,7 +69,15 @@ class _Dopri5(Stepper):
         self.e = [float(e) for e in tab.E]
         self.p = jnp.asarray(tab.P)
 
-    def step(self, f: BatchedRHS, t: jax.Array, u: jax.Array, h: jax.Array, f0: jax.Array) -> Step:
+    def step(
+        self,
+        f: BatchedRHS,
+        t: jax.Array,
+        u: jax.Array,
+        h: jax.Array,
+        f0: jax.Array,
+        cols: tuple[int, ...] | None = None,
+    ) -> Step:
         hc = h[:, None]
         ks = [f0]
         for i in range(1, 7):
@@ -67,12 +85,20 @@ class _Dopri5(Stepper):
             ks.append(f(t + self.c[i] * h, ui))
         u_new = u + hc * sum(self.b[j] * ks[j] for j in range(6) if self.b[j] != 0.0)
         err = hc * sum(self.e[j] * ks[j] for j in range(7) if self.e[j] != 0.0)
-        coef = jnp.einsum("skn,kq->snq", jnp.stack(ks, axis=1), self.p)
+        dk = ks if cols is None else [_columns(k, cols) for k in ks]
+        coef = jnp.einsum("skn,kq->snq", jnp.stack(dk, axis=1), self.p)
         return Step(u_new, err, coef, ks[6])
 
     def dense(self, u0: jax.Array, h: jax.Array, coef: jax.Array, theta: jax.Array) -> jax.Array:
         powers = jnp.stack([theta, theta * theta, theta**3, theta**4], axis=-1)
         return u0 + h[..., None] * jnp.einsum("...nq,...q->...n", coef, powers)
+
+
+def _columns(a: jax.Array, cols: tuple[int, ...]) -> jax.Array:
+    """Columns ``cols`` of ``a`` (C, n) as slices (fused into their consumer, not a gather)."""
+    if not cols:
+        return a[:, :0]
+    return jnp.concatenate([a[:, i : i + 1] for i in cols], axis=1)
 
 
 DOPRI5: Stepper = _Dopri5()

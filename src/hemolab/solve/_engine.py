@@ -112,11 +112,12 @@ def _compiled_solver(
     ops: frozenset[int] | None = None,
     shared: bool = False,
     rate_targets: frozenset[int] | None = None,
+    out_vars: tuple[int, ...] | None = None,
 ) -> Callable:
     cache = _JIT_CACHE.setdefault(cm, {})
     trig = triggers.key if triggers else ""
     key = (T, history_size, fixed_step, stepper.name, trig, lanes, closed_form, queue_size)
-    key += (sharded, ops, shared, rate_targets)
+    key += (sharded, ops, shared, rate_targets, out_vars)
     if key not in cache:
         solver = make_chunk_solver(
             cm,
@@ -130,6 +131,7 @@ def _compiled_solver(
             queue_size=queue_size,
             ops=ops,
             rate_targets=rate_targets,
+            out_vars=out_vars,
         )
         cache[key] = _sharded(solver, shared) if sharded else jax.jit(solver)
     return cache[key]
@@ -278,6 +280,7 @@ def run_actions(
     stepper: Stepper = DOPRI5,
     triggers: CompiledTriggers | None = None,
     closed_form: bool = True,
+    out_vars: tuple[int, ...] | None = None,
 ) -> RawSolution:
     """Solve N patients: ``inputs`` (N, P) and an action table of N rows (or 1, broadcast).
 
@@ -286,6 +289,8 @@ def run_actions(
     past segments per patient (default: 64, or the size a previous run of this model needed);
     patients whose ring overflowed are solved again with a 4x larger ring (5 times at most)
     unless ``grow_history`` is false, in which case they keep the ``history_overflow`` status.
+    ``out_vars`` selects the variables written (indices into states then observables; None:
+    all), in that order.
     """
     inputs = np.atleast_2d(np.asarray(inputs, dtype=np.float64))
     N = inputs.shape[0]
@@ -308,7 +313,8 @@ def run_actions(
     if y_init is not None:
         y0_all[:] = np.broadcast_to(np.asarray(y_init, dtype=np.float64), (N, cm.n_states))
     hsize = history_size or _RING_HINTS.get(cm, _RING_START)
-    values = np.full((N, table.n_outputs, cm.n_states + len(cm.model.observables)), np.nan)
+    n_vars = cm.n_states + len(cm.model.observables) if out_vars is None else len(out_vars)
+    values = np.full((N, table.n_outputs, n_vars), np.nan)
     status = np.zeros(N, dtype=np.int32)
     n_steps = np.zeros(N, dtype=np.int64)
     n_acc = np.zeros(N, dtype=np.int64)
@@ -335,6 +341,7 @@ def run_actions(
             ops,
             shared=S == 1,
             rate_targets=rate_targets,
+            out_vars=out_vars,
         )
         done = 0
         for start in range(0, len(pending), _CALL_SIZE):
@@ -437,13 +444,15 @@ def make_solve_fn(
     max_steps: int = 100_000,
     history_size: int = 1024,
     stepper: Stepper = DOPRI5,
+    out_vars: tuple[int, ...] | None = None,
 ) -> Callable[[jax.Array], tuple[jax.Array, jax.Array]]:
     """A pure JAX function ``inputs (N, P) -> (values (N, T, V), status (N,))``.
 
     It is what calibration and search differentiate: jit it, ``vmap`` it, or take forward-mode
     derivatives (``jax.jvp``/``jax.jacfwd``) with respect to the inputs. The action table must
     have one row or N rows; delay models get their discontinuity stops from the typical
-    inputs, so differentiate delays' lengths only through finite differences.
+    inputs, so differentiate delays' lengths only through finite differences. ``out_vars``
+    selects the variables of ``values`` (indices into states then observables; None: all).
     """
     if cm.has_delays:
         table, _ = _discontinuity_stops(cm, cm.typical_inputs[None, :], table, np.zeros(1))
@@ -459,6 +468,7 @@ def make_solve_fn(
         lanes=1 << 30,  # every patient in its own lane: one pass, no refills
         ops=ops,
         rate_targets=rate_targets,
+        out_vars=out_vars,
     )
     T = table.n_outputs
 

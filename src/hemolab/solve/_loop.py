@@ -81,7 +81,7 @@ class ChunkInputs(NamedTuple):
 
 
 class ChunkResult(NamedTuple):
-    outputs: jax.Array  # (C, T, n_states + n_observables), NaN where not written
+    outputs: jax.Array  # (C, T, V) the out_vars (default: states, observables); NaN: unwritten
     status: jax.Array  # (C,) int32 (Status)
     n_steps: jax.Array  # (C,) attempted steps
     n_accepted: jax.Array  # (C,)
@@ -139,6 +139,7 @@ def make_chunk_solver(
     queue_size: int = 0,
     ops: frozenset[int] | None = None,
     rate_targets: frozenset[int] | None = None,
+    out_vars: tuple[int, ...] | None = None,
 ) -> Callable[[ChunkInputs], ChunkResult]:
     """Build the (un-jitted) chunk solver of a compiled model for T = ``n_outputs`` slots.
 
@@ -157,9 +158,18 @@ def make_chunk_solver(
     off cost nothing in the right-hand side when no action can create them. ``rate_targets``
     (the states infusions go into; None: any) spares the solver-coordinate right-hand side
     the ``r/y`` of log states that no infusion reaches.
+
+    ``out_vars`` selects the variables written at each output (indices into the states, then
+    the observables; None: all), like libRoadRunner's selections or mrgsolve's ``outvars``.
+    When only states are selected (and there are no delays or triggers, which need every
+    state's dense output) the steps form dense-output coefficients only for those states.
     """
     n = cm.n_states
     n_obs = len(cm.model.observables)
+    sel = tuple(range(n + n_obs)) if out_vars is None else tuple(int(v) for v in out_vars)
+    if not sel or min(sel) < 0 or max(sel) >= n + n_obs:
+        raise ValueError(f"out_vars {out_vars} must be non-empty indices below {n + n_obs}")
+    n_sel = len(sel)
     log_mask = jnp.asarray(cm.log_mask)
     any_log = bool(np.any(cm.log_mask))
     blood_mask = jnp.zeros(n, dtype=bool)
@@ -251,6 +261,8 @@ def make_chunk_solver(
             km = kmat_b(p).reshape(-1, nL, nL) * on[:, :, None]
             if nL == 1:
                 k, z = km[:, 0, 0], km[:, 0, 0] * tau
+                if not use_rates:  # no infusion can occur: rl is 0
+                    return (x0[:, 0] * jnp.exp(z))[:, None]
                 small = jnp.abs(z) < 1e-8
                 phi = jnp.where(small, tau * (1 + 0.5 * z), jnp.expm1(z) / jnp.where(small, 1.0, k))
                 return (x0[:, 0] * jnp.exp(z) + rl[:, 0] * phi)[:, None]
@@ -259,6 +271,21 @@ def make_chunk_solver(
             aug = aug.at[:, :nL, nL].set(rl * tau[:, None])
             e = expm_small(aug)
             return jnp.einsum("sij,sj->si", e[:, :nL, :nL], x0) + e[:, :nL, nL]
+
+    # dense output of selected states only: their integrated columns and closed-form ones
+    dense_cols: tuple[int, ...] | None = None
+    lin_set = {int(i) for i in lin_idx}
+    if out_vars is not None and max(sel) < n and history is None and triggers is None:
+        dense_cols = tuple(sorted({v for v in sel if v not in lin_set}))
+    dense_log = np.asarray(cm.log_mask, dtype=bool)[list(dense_cols or ())]
+
+    def pick(a: jax.Array, cols: tuple[int, ...]) -> jax.Array:
+        """Columns ``cols`` of ``a`` (C, m) as slices (no gather)."""
+        if cols == tuple(range(a.shape[1])):
+            return a
+        if not cols:
+            return a[:, :0]
+        return jnp.concatenate([a[:, i : i + 1] for i in cols], axis=1)
 
     def to_u(y: jax.Array) -> jax.Array:
         if not any_log:
@@ -367,9 +394,37 @@ def make_chunk_solver(
             return g_b(t, y, p, delayed_values(hs, t, p, y))
 
         def observe(hs: Any, t: jax.Array, y: jax.Array, p: jax.Array) -> jax.Array:
-            if n_obs == 0:
-                return y
-            return jnp.concatenate([y, obs_b(t, y, p, delayed_values(hs, t, p, y))], axis=1)
+            """The selected variables (``out_vars``) at ``t`` from the states ``y``."""
+            if n_obs == 0 or max(sel) < n:
+                return pick(y, sel)
+            full = jnp.concatenate([y, obs_b(t, y, p, delayed_values(hs, t, p, y))], axis=1)
+            return pick(full, sel)
+
+        def observe_dense(
+            hs: Any,
+            tq: jax.Array,
+            th: jax.Array,
+            u: jax.Array,
+            h: jax.Array,
+            coef: jax.Array,
+            p: jax.Array,
+            r: jax.Array,
+            lin: Any,
+        ) -> jax.Array:
+            """The selected variables at ``tq`` inside an accepted step (dense output)."""
+            if dense_cols is None:
+                uq = stepper.dense(u, h, coef, th)
+                return observe(hs, tq, ystate(tq, uq, p, r, lin), p)
+            cols: dict[int, jax.Array] = {}
+            if dense_cols:
+                uq = stepper.dense(pick(u, dense_cols), h, coef, th)
+                yq = jnp.where(jnp.asarray(dense_log), jnp.exp(uq), uq) if dense_log.any() else uq
+                cols.update({v: yq[:, i : i + 1] for i, v in enumerate(dense_cols)})
+            if any(v in lin_set for v in sel):
+                xk, tk, on = lin
+                xl = propagate(xk, lin_cols(r), tq - tk, p, lin_cols(on))
+                cols.update({int(v): xl[:, i : i + 1] for i, v in enumerate(lin_idx)})
+            return jnp.concatenate([cols[v] for v in sel], axis=1)
 
         def load(pid: jax.Array) -> dict[str, Any]:
             """Fresh lane state for patients ``pid`` (C,); pid >= n_valid gives an idle lane."""
@@ -426,7 +481,7 @@ def make_chunk_solver(
         lane_oob = M + jnp.arange(C, dtype=jnp.int32)
         carry: dict[str, Any] = load(jnp.arange(C, dtype=jnp.int32))
         carry.update(
-            out=jnp.full((M, n_outputs, n + n_obs), jnp.nan),
+            out=jnp.full((M, n_outputs, n_sel), jnp.nan),
             next=jnp.asarray(C, dtype=jnp.int32),
             g_status=jnp.full(M, _IDLE, dtype=jnp.int32),
             g_steps=jnp.zeros(M, dtype=jnp.int32),
@@ -732,7 +787,9 @@ def make_chunk_solver(
             land = h >= room
             h_eff = jnp.where(land, room, h)
             h_eff = jnp.where(stepping, h_eff, 1.0)  # keep idle patients' arithmetic finite
-            st = stepper.step(lambda tt, uu: f(hist, tt, uu, p, r, lin), t, u, h_eff, k1)
+            st = stepper.step(
+                lambda tt, uu: f(hist, tt, uu, p, r, lin), t, u, h_eff, k1, cols=dense_cols
+            )
             u_new, err_vec, coef = st.u_new, st.err, st.coef
             err = rms(err_vec / scale(u, u_new))
             ok = jnp.isfinite(err) & jnp.all(jnp.isfinite(u_new), axis=1)
@@ -797,8 +854,7 @@ def make_chunk_solver(
                 sq = jnp.clip(aq[:, 2].astype(jnp.int32), 0, n_outputs - 1)
                 write = dense_writes(aq)
                 th = jnp.clip((tq - t) / h_eff, 0.0, 1.0)
-                uq = stepper.dense(u, h_eff, coef, th)
-                vals = observe(hist, tq, ystate(tq, uq, p, r, lin), p)
+                vals = observe_dense(hist, tq, th, u, h_eff, coef, p, r, lin)
                 rows = jnp.where(write, pidw, lane_oob)
                 dout = dout.at[rows, sq].set(vals, unique_indices=True, mode="drop")
                 dptr = dptr + write.astype(jnp.int32)

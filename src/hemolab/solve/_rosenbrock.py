@@ -14,6 +14,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
+import numpy as np
 
 from hemolab.solve._dopri5 import BatchedRHS, Step, Stepper
 
@@ -134,7 +135,15 @@ class _Rodas4(Stepper):
         self.dense_control = dense_control
         self.name = name  # the solver cache is keyed by name: variants need their own
 
-    def step(self, f: BatchedRHS, t: jax.Array, u: jax.Array, h: jax.Array, f0: jax.Array) -> Step:
+    def step(
+        self,
+        f: BatchedRHS,
+        t: jax.Array,
+        u: jax.Array,
+        h: jax.Array,
+        f0: jax.Array,
+        cols: tuple[int, ...] | None = None,
+    ) -> Step:
         n = u.shape[1]
         jac, dfdt = _jacobian(f, t, u)
         hc = h[:, None]
@@ -164,6 +173,8 @@ class _Rodas4(Stepper):
                 th = jnp.full_like(h, theta)
                 defect = self.derivative(h, coef, th) - f(t + theta * h, self.dense(u, h, coef, th))
                 err = jnp.maximum(jnp.abs(err), jnp.abs(solve(defect)))
+        if cols is not None:  # the error control above needed every column
+            coef = coef[:, np.asarray(cols, dtype=np.int32)]
         return Step(u_new, err, coef, f(t + h, u_new))
 
     def dense(self, u0: jax.Array, h: jax.Array, coef: jax.Array, theta: jax.Array) -> jax.Array:

@@ -9,7 +9,15 @@ from scipy.integrate import solve_ivp
 
 import hemolab as hl
 from hemolab._simulate import get_compiled
-from hemolab.events._ops import OP_BOLUS, OP_MULTIPLY, OP_PARAM, OP_RATE, OP_REPLACE, OP_RESET
+from hemolab.events._ops import (
+    OP_ADD,
+    OP_BOLUS,
+    OP_MULTIPLY,
+    OP_PARAM,
+    OP_RATE,
+    OP_REPLACE,
+    OP_RESET,
+)
 from hemolab.solve import Status, run_actions
 from tests._actions import table
 
@@ -261,3 +269,36 @@ def test_closed_form_pk_agrees_with_integration_and_takes_fewer_steps(p1_compile
         exact.values[:, 1, 0], 100 * np.exp(-24 * inputs[:, 0] / 30), rtol=1e-12
     )
     assert exact.n_steps.mean() < 0.5 * numeric.n_steps.mean()
+
+
+def test_dose_only_action_branch_equals_the_general_one(monkeypatch):
+    """Tables of outputs and doses take a lighter action branch (one state column changed);
+    it gives the general body's numbers (to rounding: that body also carries infusion rates
+    and compartment switches, which change how XLA contracts the sums) and failure statuses."""
+    import hemolab.solve._engine as engine
+
+    m = hl.Model(
+        "dose_branch",
+        time_unit="h",
+        states=[
+            hl.State("x", "0.1 - k*x*x", initial=1.0, positive=True),  # log state, nonlinear
+            hl.State("y", "-k*y + x", initial=0.5),  # plain state
+        ],
+        parameters=[hl.Parameter("k", 0.3)],
+    )
+    cm = get_compiled(m)
+    inputs = cm.inputs_from({"k": np.array([0.2, 0.3, 0.5])})
+    grid = np.linspace(0, 6, 13)
+    doses = [(1.0, OP_BOLUS, 0, 2.0), (2.5, OP_ADD, 1, -3.0), (2.5, OP_ADD, 0, 0.5)]
+    bad = [*doses, (4.0, OP_ADD, 0, -50.0)]  # the log state would go negative
+    assert engine._op_spec(table(grid, doses).op, table(grid, doses).target)[0] is not None
+    light = [run_actions(cm, inputs, table(grid, ev), rtol=1e-9) for ev in (doses, bad)]
+    monkeypatch.setattr(engine, "_SIMPLE_OPS", frozenset())  # force the general body
+    general = [run_actions(cm, inputs, table(grid, ev), rtol=1e-9) for ev in (doses, bad)]
+    for a, b in zip(light, general, strict=True):
+        np.testing.assert_allclose(a.values, b.values, rtol=1e-13, atol=0)
+        np.testing.assert_array_equal(a.status, b.status)
+    assert (light[0].status == Status.OK).all()
+    assert (light[1].status == Status.NONFINITE).all()
+    # the doses took effect: x jumps by 2 at t = 1, y by -3 at t = 2.5
+    assert light[0].values[0, 2, 0] > light[0].values[0, 1, 0] + 1.0

@@ -608,15 +608,16 @@ def p1_sensitivities(
     cm = hl.compile_model(build_p1_model(hl))
     circ = cm.model.state_names.index("Circ")  # type: ignore[attr-defined]
     table = _bolus_output_table(cm, P1_DOSE_TIMES_H, grid)
-    solve = make_solve_fn(cm, table, rtol=P1_RTOL, atol=P1_ATOL)
+    # only Circ, as calibration asks for the observed variables only
+    solve = make_solve_fn(cm, table, rtol=P1_RTOL, atol=P1_ATOL, out_vars=(circ,))
     n = len(next(iter(params.values())))
     inputs = jnp.asarray(cm.inputs_from(params, n=n))  # type: ignore[attr-defined]
     cols = [cm.model.inputs.index(name) for name in P1_SENSITIVITY_PARAMETERS]  # type: ignore[attr-defined]
     tangents = jnp.stack([jnp.zeros_like(inputs).at[:, c].set(1.0) for c in cols])
 
-    plain = pinned_jit(lambda x: solve(x)[0][:, :, circ])
+    plain = pinned_jit(lambda x: solve(x)[0][:, :, 0])
     sens = pinned_jit(
-        lambda x: jax.vmap(lambda v: jax.jvp(lambda y: solve(y)[0][:, :, circ], (x,), (v,))[1])(
+        lambda x: jax.vmap(lambda v: jax.jvp(lambda y: solve(y)[0][:, :, 0], (x,), (v,))[1])(
             tangents
         )
     )
@@ -625,7 +626,7 @@ def p1_sensitivities(
     ds = np.asarray(ds)
     worst = 0.0
     x0 = inputs[:1]
-    one = jax.jit(lambda x: solve(x)[0][:, :, circ])
+    one = jax.jit(lambda x: solve(x)[0][:, :, 0])
     for k, c in enumerate(cols):
         h = 1e-6 * float(x0[0, c])
         up = np.asarray(one(x0.at[0, c].add(h)))[0]

@@ -67,12 +67,13 @@ class DatasetIssue:
 
 
 class DatasetError(HemolabError, ValueError):
-    """An event dataset violates DATA-FORMATS §A. Carries every violation found, not just one."""
+    """A dataset (events, §A; lab history, §B) violates DATA-FORMATS. Carries every violation
+    found, not just one; ``what`` names the kind of dataset in the message."""
 
-    def __init__(self, issues: Sequence[DatasetIssue]):
+    def __init__(self, issues: Sequence[DatasetIssue], what: str = "event dataset"):
         self.issues = tuple(issues)
         n = len(self.issues)
-        head = f"{n} problem{'s' if n != 1 else ''} in the event dataset:"
+        head = f"{n} problem{'s' if n != 1 else ''} in the {what}:"
         lines = [head, *(f"  - {i}" for i in self.issues[:50])]
         if n > 50:
             lines.append(f"  ... and {n - 50} more")

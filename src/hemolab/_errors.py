@@ -56,13 +56,16 @@ class DatasetIssue:
     row: int | None  # 1-based data row (header excluded), None for file-level issues
     column: str | None
     message: str
+    # what ``row`` and ``column`` count in this format: a FHIR bundle has entries and elements
+    row_name: str = "row"
+    column_name: str = "column"
 
     def __str__(self) -> str:
         where = self.file
         if self.row is not None:
-            where += f", row {self.row}"
+            where += f", {self.row_name} {self.row}"
         if self.column is not None:
-            where += f", column {self.column}"
+            where += f", {self.column_name} {self.column}"
         return f"{where}: {self.message}"
 
 

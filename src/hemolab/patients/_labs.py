@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,7 +28,7 @@ from hemolab._errors import DatasetError, DatasetIssue, UnitError
 from hemolab.model._units import TIME_UNITS, time_factor
 from hemolab.patients._analytes import ANALYTES, analyte_for_loinc
 
-__all__ = ["LabHistory", "LabRecord", "read_labs"]
+__all__ = ["Demographics", "LabHistory", "LabRecord", "read_labs"]
 
 _REQUIRED = ("patient_id", "loinc", "value", "unit")
 _OPTIONAL = ("time", "datetime", "analyte", "lloq", "status", "specimen")
@@ -63,13 +63,22 @@ class LabRecord:
     row: int  # 1-based data row of the file
 
 
+@dataclass(frozen=True)
+class Demographics:
+    """What a patient record may carry besides identifiers (DATA-FORMATS §B)."""
+
+    sex: str | None = None  # FHIR administrative gender: female, male, other, unknown
+    birth_year: int | None = None  # turned into an age (> 89 bucketed) at de-identification
+
+
 @dataclass(frozen=True, repr=False)
 class LabHistory:
     """The values read from one lab file, with what was dropped by status."""
 
     file: str
     records: tuple[LabRecord, ...]
-    dropped: dict[str, int]  # status -> rows dropped
+    dropped: dict[str, int]  # status (or "resource <type>") -> rows or entries dropped
+    demographics: dict[str, Demographics] = field(default_factory=dict)  # by source id
 
     @property
     def n_patients(self) -> int:

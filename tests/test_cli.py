@@ -84,13 +84,20 @@ def assert_bad_input(result: Result, *fragments: str) -> str:
 
 
 def test_schemas_ship_for_every_json_command() -> None:
-    assert schema_names() == ["demo", "models", "sbml-suite", "simulate", "simulate-sedml"]
+    assert schema_names() == [
+        "demo",
+        "import",
+        "models",
+        "sbml-suite",
+        "simulate",
+        "simulate-sedml",
+    ]
     for name in schema_names():
         schema = load_schema(name)
         jsonschema.Draft202012Validator.check_schema(schema)
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
         assert load_schema(f"{name}.schema.json") == schema
-    with pytest.raises(hl.HemolabError, match="available: demo, models, sbml-suite, simulate"):
+    with pytest.raises(hl.HemolabError, match="available: demo, import, models, sbml-suite, simulate"):
         load_schema("forecast")
 
 

@@ -618,6 +618,11 @@ from hemolab.cli._sbml_suite import sbml_suite  # noqa: E402  (it imports this m
 
 app.command(name="sbml-suite")(sbml_suite)
 
+from hemolab.cli._patients import import_, keygen  # noqa: E402  (they import this module)
+
+app.command(name="import")(import_)
+app.command(name="keygen")(keygen)
+
 
 def main() -> None:
     """Console-script entry point."""

@@ -97,7 +97,8 @@ def test_schemas_ship_for_every_json_command() -> None:
         jsonschema.Draft202012Validator.check_schema(schema)
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
         assert load_schema(f"{name}.schema.json") == schema
-    with pytest.raises(hl.HemolabError, match="available: demo, import, models, sbml-suite, simulate"):
+    available = "available: demo, import, models, sbml-suite, simulate"
+    with pytest.raises(hl.HemolabError, match=available):
         load_schema("forecast")
 
 

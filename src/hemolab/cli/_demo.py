@@ -43,11 +43,9 @@ def ctcae_neutropenia_grade(anc: float) -> int:
 def ctcae_neutropenia_grades(anc: np.ndarray) -> np.ndarray:
     """Vectorised CTCAE v5.0 neutropenia grades (MODELS.md §7b): G4 < 0.5 ≤ G3 < 1.0 ≤ G2 <
     1.5 ≤ G1 < LLN ≤ G0. NaN (a failed patient) gets -1."""
-    anc = np.asarray(anc, dtype=np.float64)
-    grade = np.select(
-        [anc < 0.5, anc < 1.0, anc < 1.5, anc < LLN_ANC], [4, 3, 2, 1], default=0
-    ).astype(np.int64)
-    return np.where(np.isnan(anc), -1, grade)
+    from hemolab.forecast import ctcae_grades
+
+    return ctcae_grades("ANC", np.asarray(anc, dtype=np.float64), lln=LLN_ANC)
 
 
 def demo_events(bsa: float | None = 1.8) -> Any:

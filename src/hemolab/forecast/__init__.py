@@ -1,0 +1,13 @@
+"""Forecast analysis: time to a threshold over draws, CTCAE v5.0 grades."""
+
+from hemolab.forecast._ctcae import (
+    CTCAE_TERMS as CTCAE_TERMS,
+    CTCAE_VERSION as CTCAE_VERSION,
+    ctcae_grades as ctcae_grades,
+)
+from hemolab.forecast._threshold import (
+    Threshold as Threshold,
+    TimeToThreshold as TimeToThreshold,
+    first_crossing as first_crossing,
+    time_to_threshold as time_to_threshold,
+)

@@ -254,8 +254,13 @@ def run_p2(x0: np.ndarray, beta: np.ndarray, grid: np.ndarray) -> tuple[float, S
 
 
 def entry_point(hl: ModuleType, names: tuple[str, ...]) -> str | None:
-    """Return the first of ``names`` that ``hl`` has, or ``None``."""
-    return next((name for name in names if hasattr(hl, name)), None)
+    """Return the first of ``names`` that ``hl`` exports as a callable, or ``None``.
+
+    Exported means in ``hl.__all__``: a subpackage such as ``hemolab.calibrate`` becomes an
+    attribute of ``hemolab`` once anything imports it, but it is not an entry point.
+    """
+    exported = set(getattr(hl, "__all__", ()))
+    return next((n for n in names if n in exported and callable(getattr(hl, n, None))), None)
 
 
 def calibration_entry_point() -> str | None:

@@ -233,6 +233,10 @@ def _solve_fn(
         t0 = float(min(sched.start_time[0], 0.0))
     else:
         dataset = read_events(events, model=mdl)
+        if dataset.n_subjects != 1:
+            raise CalibrationError(
+                f"the dosing history holds {dataset.n_subjects} subjects; fit_map fits one"
+            )
         props = cm.host_dose_props(inputs0[None, :])
         sched = build_schedule(dataset, mdl, grid=times, dose_props=DoseProperties(**props))
         first = dataset.subjects[0].records[0].time

@@ -1,9 +1,15 @@
-"""Forecast analysis: time to a threshold over draws, CTCAE v5.0 grades."""
+"""Forecasts from a calibration: draws, time to a threshold, CTCAE v5.0 grades."""
 
 from hemolab.forecast._ctcae import (
     CTCAE_TERMS as CTCAE_TERMS,
     CTCAE_VERSION as CTCAE_VERSION,
     ctcae_grades as ctcae_grades,
+)
+from hemolab.forecast._forecast import (
+    RESEARCH_USE as RESEARCH_USE,
+    Forecast as Forecast,
+    forecast_from_fit as forecast_from_fit,
+    laplace_draws as laplace_draws,
 )
 from hemolab.forecast._threshold import (
     Threshold as Threshold,

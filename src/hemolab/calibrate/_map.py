@@ -168,14 +168,13 @@ def fit_map(
             "the objective is not finite at the start (the model failed to solve)"
         )
     lam, converged, iterations = 1e-3, False, 0
-    g = np.asarray(grad_fn(jnp.asarray(phi)))
     for iterations in range(1, max_iterations + 1):  # noqa: B007 (reported after the loop)
         small = False
-        h = np.asarray(hess_fn(jnp.asarray(phi)))
         g = np.asarray(grad_fn(jnp.asarray(phi)))
-        if np.max(np.abs(g)) < 1e-6:
+        if np.max(np.abs(g)) < 1e-6:  # converged: the Hessian is taken once, below
             converged = True
             break
+        h = np.asarray(hess_fn(jnp.asarray(phi)))
         while True:
             damped = h + lam * np.diag(np.maximum(np.abs(np.diag(h)), 1e-8))
             try:

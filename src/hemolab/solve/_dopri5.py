@@ -85,7 +85,7 @@ class _Dopri5(Stepper):
             ks.append(f(t + self.c[i] * h, ui))
         u_new = u + hc * sum(self.b[j] * ks[j] for j in range(6) if self.b[j] != 0.0)
         err = hc * sum(self.e[j] * ks[j] for j in range(7) if self.e[j] != 0.0)
-        dk = ks if cols is None else [_columns(k, cols) for k in ks]
+        dk = ks if cols is None else [take_columns(k, cols) for k in ks]
         coef = jnp.einsum("skn,kq->snq", jnp.stack(dk, axis=1), self.p)
         return Step(u_new, err, coef, ks[6])
 
@@ -94,8 +94,11 @@ class _Dopri5(Stepper):
         return u0 + h[..., None] * jnp.einsum("...nq,...q->...n", coef, powers)
 
 
-def _columns(a: jax.Array, cols: tuple[int, ...]) -> jax.Array:
-    """Columns ``cols`` of ``a`` (C, n) as slices (fused into their consumer, not a gather)."""
+def take_columns(a: jax.Array, cols: tuple[int, ...]) -> jax.Array:
+    """Columns ``cols`` of ``a`` (C, n) as slices (fused into their consumer, not a gather);
+    ``a`` itself when ``cols`` is every column in order."""
+    if cols == tuple(range(a.shape[1])):
+        return a
     if not cols:
         return a[:, :0]
     return jnp.concatenate([a[:, i : i + 1] for i in cols], axis=1)

@@ -46,7 +46,7 @@ from hemolab.events._ops import (
     OP_REPLACE,
     OP_RESET,
 )
-from hemolab.solve._dopri5 import DOPRI5, Stepper
+from hemolab.solve._dopri5 import DOPRI5, Stepper, take_columns
 from hemolab.solve._history import History
 from hemolab.solve._status import Status
 
@@ -224,11 +224,11 @@ def make_chunk_solver(
     lin_idx = np.asarray(cm.linear_states if closed_form else (), dtype=np.int32)
     nL = len(lin_idx)
 
+    lin_tuple = tuple(int(i) for i in lin_idx)
+
     def lin_cols(a: jax.Array) -> jax.Array:
         """Columns ``lin_idx`` of ``a`` (C, n) as slices (fused), not a gather."""
-        if not nL:
-            return a[:, :0]
-        return jnp.concatenate([a[:, i : i + 1] for i in lin_idx], axis=1)
+        return take_columns(a, lin_tuple)
 
     def lin_place(x: jax.Array, into: jax.Array) -> jax.Array:
         """``into`` (C, n) with columns ``lin_idx`` replaced by ``x`` (C, nL). A scatter: an
@@ -281,14 +281,6 @@ def make_chunk_solver(
     if out_vars is not None and max(sel) < n and history is None and triggers is None:
         dense_cols = tuple(sorted({v for v in sel if v not in lin_set}))
     dense_log = np.asarray(cm.log_mask, dtype=bool)[list(dense_cols or ())]
-
-    def pick(a: jax.Array, cols: tuple[int, ...]) -> jax.Array:
-        """Columns ``cols`` of ``a`` (C, m) as slices (no gather)."""
-        if cols == tuple(range(a.shape[1])):
-            return a
-        if not cols:
-            return a[:, :0]
-        return jnp.concatenate([a[:, i : i + 1] for i in cols], axis=1)
 
     def to_u(y: jax.Array) -> jax.Array:
         if not any_log:
@@ -399,9 +391,9 @@ def make_chunk_solver(
         def observe(hs: Any, t: jax.Array, y: jax.Array, p: jax.Array) -> jax.Array:
             """The selected variables (``out_vars``) at ``t`` from the states ``y``."""
             if n_obs == 0 or max(sel) < n:
-                return pick(y, sel)
+                return take_columns(y, sel)
             full = jnp.concatenate([y, obs_b(t, y, p, delayed_values(hs, t, p, y))], axis=1)
-            return pick(full, sel)
+            return take_columns(full, sel)
 
         def observe_dense(
             hs: Any,
@@ -420,7 +412,7 @@ def make_chunk_solver(
                 return observe(hs, tq, ystate(tq, uq, p, r, lin), p)
             cols: dict[int, jax.Array] = {}
             if dense_cols:
-                uq = stepper.dense(pick(u, dense_cols), h, coef, th)
+                uq = stepper.dense(take_columns(u, dense_cols), h, coef, th)
                 yq = jnp.where(jnp.asarray(dense_log), jnp.exp(uq), uq) if dense_log.any() else uq
                 cols.update({v: yq[:, i : i + 1] for i, v in enumerate(dense_cols)})
             if any(v in lin_set for v in sel):

@@ -17,6 +17,7 @@ from hemolab.library import (
     _friberg_paclitaxel,
     _friberg_platelets,
     _mackey_glass,
+    _marrow_failure,
     _michor,
     _romiplostim,
 )
@@ -53,6 +54,9 @@ _REGISTRY: dict[str, LibraryEntry] = {
     ),
     "mackey_glass": LibraryEntry(
         _mackey_glass.mackey_glass, _mackey_glass.typical_run, steady_state=False
+    ),
+    "marrow_failure_hb": LibraryEntry(
+        _marrow_failure.marrow_failure_hb, _marrow_failure.typical_run
     ),
     "michor_cml": LibraryEntry(_michor.michor_cml, _michor.typical_run, steady_state=False),
     "romiplostim_wang2010": LibraryEntry(

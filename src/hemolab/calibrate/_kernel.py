@@ -1,0 +1,147 @@
+"""The compiled negative log posterior of a batch of patients and its exact derivatives.
+
+``objective(φ (N, d), arrays) -> (N,)``: patient i's value depends on row i of ``φ`` only, so
+d forward-mode directions (one-hot in a column, all rows at once) give every patient's
+gradient, and d more over those the exact Hessian: reverse mode cannot pass the solver's
+adaptive ``while_loop``. One kernel is built per model, estimated set, output width and
+operation spec, and cached; the data are arguments (``BatchArrays``), so new patients,
+tolerances or batch sizes in the same bucket never recompile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hemolab.calibrate._problem import BatchArrays, CalibrationError
+
+__all__ = ["Kernel", "get_kernel"]
+
+_CACHE: dict[tuple[Any, ...], Kernel] = {}
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """Jitted functions of ``(φ, arrays)``: value ``(N,)``; value and gradient ``(N, d)``;
+    value, gradient and Hessian ``(N, d, d)``."""
+
+    names: tuple[str, ...]
+    out_names: tuple[str, ...]
+    value: Callable[[Any, BatchArrays], Any]
+    value_grad: Callable[[Any, BatchArrays], tuple[Any, Any]]
+    value_grad_hess: Callable[[Any, BatchArrays], tuple[Any, Any, Any]]
+    value_grad_raw: Callable[[Any, BatchArrays], tuple[Any, Any]]  # un-jitted (for NUTS)
+    model: Any  # keeps the compiled model (the cache key holds its id) alive
+
+
+def residual_outputs(mdl: Any) -> tuple[str, ...]:
+    """The variables with a residual error model, in the model's variable order."""
+    variables = list(mdl.state_names + mdl.observable_names)
+    have = {e.observable for e in mdl.residual_error}
+    return tuple(v for v in variables if v in have)
+
+
+Spec = tuple[frozenset[int] | None, frozenset[int]]
+
+
+def get_kernel(cm: Any, names: Sequence[str], n_outputs: int, spec: Spec) -> Kernel:
+    key = (id(cm), tuple(names), n_outputs, spec)
+    k = _CACHE.get(key)
+    if k is None:
+        k = _build(cm, tuple(names), n_outputs, spec)
+        _CACHE[key] = k
+    return k
+
+
+def _build(cm: Any, names: tuple[str, ...], n_outputs: int, spec: Spec) -> Kernel:
+    import jax
+    import jax.numpy as jnp
+    from jax.scipy.stats import norm
+
+    from hemolab.solve._loop import ChunkInputs, make_chunk_solver
+
+    mdl = cm.model
+    var = mdl.variability
+    if var is None:
+        raise CalibrationError(f"model {mdl.name!r} declares no variability: no prior to use")
+    idx = [var.parameters.index(n) for n in names]
+    omega = var.matrix[np.ix_(idx, idx)]
+    chol_inv = jnp.asarray(np.linalg.inv(np.linalg.cholesky(omega)))
+    cols = jnp.asarray([mdl.inputs.index(n) for n in names])
+    variables = list(mdl.state_names + mdl.observable_names)
+    out_names = residual_outputs(mdl)
+    errors = {e.observable: e for e in mdl.residual_error}
+    is_exp = jnp.asarray([errors[o].kind == "exponential" for o in out_names])
+    sd_a = jnp.asarray([errors[o].additive for o in out_names], dtype=jnp.float64)
+    sd_b = jnp.asarray(
+        [0.0 if errors[o].kind in ("additive", "exponential") else errors[o].proportional
+         for o in out_names], dtype=jnp.float64)  # fmt: skip
+    solver = make_chunk_solver(
+        cm,
+        n_outputs=n_outputs,
+        history_size=1024,
+        lanes=1 << 30,  # every patient in its own lane
+        ops=spec[0],
+        rate_targets=spec[1],
+        out_vars=tuple(variables.index(v) for v in out_names),
+    )
+
+    def objective(phi: jax.Array, a: BatchArrays) -> jax.Array:
+        N = phi.shape[0]
+        inputs = jnp.asarray(a.inputs).at[:, cols].set(jnp.exp(phi))
+        res = solver(
+            ChunkInputs(
+                inputs=inputs,
+                act_time=a.act_time,
+                act_op=a.act_op,
+                act_target=a.act_target,
+                act_value=a.act_value,
+                act_stop=a.act_stop,
+                t0=a.t0,
+                y_init=jnp.full((N, cm.n_states), jnp.nan),
+                n_valid=jnp.asarray(N, dtype=jnp.int32),
+                rtol=a.rtol,
+                atol=a.atol,
+                max_steps=a.max_steps,
+            )
+        )
+        f = res.outputs[jnp.arange(N)[:, None], a.slot, a.var]
+        f = jnp.where(a.mask, f, 1.0)
+        e, sa, sb = is_exp[a.var], sd_a[a.var], sd_b[a.var]
+        log_f = jnp.log(jnp.where(e, f, 1.0))
+        z_obs = jnp.where(e, jnp.log(a.y) - log_f, a.y - f)
+        z_lim = jnp.where(e, jnp.log(a.lloq) - log_f, a.lloq - f)
+        sd = jnp.where(e, sa, jnp.sqrt(sa**2 + (sb * f) ** 2))
+        term = jnp.where(
+            a.censored, -norm.logcdf(z_lim / sd), 0.5 * (z_obs / sd) ** 2 + jnp.log(sd)
+        )
+        data = jnp.sum(jnp.where(a.mask, term, 0.0), axis=1)
+        prior = 0.5 * jnp.sum(((phi - a.log_pop) @ chol_inv.T) ** 2, axis=1)
+        return jnp.where(res.status == 0, data + prior, jnp.inf)
+
+    def directions(phi: jax.Array) -> jax.Array:
+        d = phi.shape[1]
+        return jnp.broadcast_to(jnp.eye(d)[:, None, :], (d, *phi.shape))
+
+    def value_grad(phi: jax.Array, a: BatchArrays) -> tuple[jax.Array, jax.Array]:
+        v, g = jax.vmap(lambda t: jax.jvp(lambda p: objective(p, a), (phi,), (t,)))(directions(phi))
+        return v[0], g.T
+
+    def value_grad_hess(phi: jax.Array, a: BatchArrays) -> tuple[jax.Array, jax.Array, jax.Array]:
+        (v, g), (_, h) = jax.vmap(lambda t: jax.jvp(lambda p: value_grad(p, a), (phi,), (t,)))(
+            directions(phi)
+        )
+        return v[0], g[0], jnp.transpose(h, (1, 2, 0))
+
+    return Kernel(
+        names=names,
+        out_names=out_names,
+        value=jax.jit(objective),
+        value_grad=jax.jit(value_grad),
+        value_grad_hess=jax.jit(value_grad_hess),
+        value_grad_raw=value_grad,
+        model=cm,
+    )

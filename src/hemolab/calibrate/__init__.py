@@ -1,10 +1,13 @@
-"""Bayesian individual calibration: MAP and its Laplace approximation (NUTS next)."""
+"""Bayesian individual calibration: MAP, its Laplace approximation, and NUTS posteriors."""
 
 from hemolab.calibrate._map import (
-    CalibrationError as CalibrationError,
     MapFit as MapFit,
-    Observations as Observations,
-    Patient as Patient,
     fit_map as fit_map,
     fit_map_batch as fit_map_batch,
+)
+from hemolab.calibrate._nuts import PosteriorFit as PosteriorFit, sample_nuts as sample_nuts
+from hemolab.calibrate._problem import (
+    CalibrationError as CalibrationError,
+    Observations as Observations,
+    Patient as Patient,
 )

@@ -25,7 +25,7 @@ import numpy as np
 from hemolab.calibrate._kernel import get_kernel, residual_outputs
 from hemolab.calibrate._problem import CalibrationError, Observations, Patient, pack_batch
 
-__all__ = ["CalibrationError", "MapFit", "Observations", "Patient", "fit_map", "fit_map_batch"]
+__all__ = ["MapFit", "fit_map", "fit_map_batch"]
 
 
 @dataclass(frozen=True)

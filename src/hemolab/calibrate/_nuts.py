@@ -129,6 +129,7 @@ def sample_nuts(
     per_lane["center"] = np.repeat(mode, chains, axis=0)
     per_lane["chol"] = np.repeat(chol, chains, axis=0)
     var = cm.model.variability
+    assert var is not None  # checked by _estimated
     prior_sd = np.sqrt(np.diag(var.matrix)[[var.parameters.index(nm) for nm in names]])
     per_lane["prior_sd"] = np.broadcast_to(prior_sd, (n * chains, d))
     scalars = {f: getattr(arrays, f) for f in _SCALARS}

@@ -41,10 +41,10 @@ class Observations:
     def of(
         cls,
         observable: Sequence[str],
-        time: Sequence[float],
-        value: Sequence[float],
-        censored: Sequence[bool] | None = None,
-        lloq: Sequence[float] | None = None,
+        time: Sequence[float] | np.ndarray,
+        value: Sequence[float] | np.ndarray,
+        censored: Sequence[bool] | np.ndarray | None = None,
+        lloq: Sequence[float] | np.ndarray | None = None,
     ) -> Observations:
         n = len(observable)
         c = np.zeros(n, bool) if censored is None else np.asarray(censored, bool)

@@ -623,6 +623,11 @@ from hemolab.cli._patients import import_, keygen  # noqa: E402  (they import th
 app.command(name="import")(import_)
 app.command(name="keygen")(keygen)
 
+from hemolab.cli._calibrate import calibrate, forecast  # noqa: E402  (they import this module)
+
+app.command(name="calibrate")(calibrate)
+app.command(name="forecast")(forecast)
+
 
 def main() -> None:
     """Console-script entry point."""

@@ -11,6 +11,11 @@ from hemolab.forecast._forecast import (
     forecast_from_fit as forecast_from_fit,
     laplace_draws as laplace_draws,
 )
+from hemolab.forecast._from_fit import (
+    ThresholdForecast as ThresholdForecast,
+    plot_fan as plot_fan,
+    threshold_forecast as threshold_forecast,
+)
 from hemolab.forecast._threshold import (
     Threshold as Threshold,
     TimeToThreshold as TimeToThreshold,

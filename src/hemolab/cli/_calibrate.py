@@ -1,0 +1,263 @@
+"""``hemolab calibrate`` and ``hemolab forecast``: a patient's fit and the time to a threshold.
+
+``calibrate`` reads a stored patient (by pseudonym, the access audited) or a lab file, which
+is de-identified in memory under a temporary pseudonym (nothing identifying is written), and
+writes a fit (``hemolab-fit/1``). ``forecast`` simulates the fit's parameter draws past the
+last observation and prints the distribution of the first crossing of a threshold, on the
+patient's clock (the data's origin), in the model's time unit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+
+from hemolab._errors import HemolabError
+from hemolab.cli._app import _fail, console, load_model
+
+DEFAULT_HORIZON = "180d"
+
+
+def calibrate(
+    model: Annotated[str, typer.Argument(help="Library model name or model file.")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the fit (JSON).")],
+    store: Annotated[
+        Path | None, typer.Option("--store", help="Store directory (with --patient).")
+    ] = None,
+    patient: Annotated[
+        str | None, typer.Option("--patient", help="Pseudonym of a stored patient.")
+    ] = None,
+    labs: Annotated[
+        Path | None,
+        typer.Option("--labs", help="Lab CSV or FHIR bundle, de-identified in memory."),
+    ] = None,
+    events: Annotated[
+        Path | None,
+        typer.Option("--events", help="Dosing history (§A), times on the labs' clock."),
+    ] = None,
+    method: Annotated[str, typer.Option("--method", help="map, laplace or nuts.")] = "nuts",
+    time_unit: Annotated[
+        str | None, typer.Option("--time-unit", help="Unit of a numeric time column in --labs.")
+    ] = None,
+    chains: Annotated[int, typer.Option("--chains", help="NUTS chains.")] = 4,
+    warmup: Annotated[int, typer.Option("--warmup", help="NUTS warmup iterations.")] = 1000,
+    draws: Annotated[int, typer.Option("--draws", help="NUTS draws per chain.")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+) -> None:
+    """Fit a model to one patient's labs (MAP, Laplace or NUTS) and write the fit."""
+    from hemolab.calibrate._fitfile import METHODS, calibrate_record
+    from hemolab.patients._observations import lab_observations
+
+    try:
+        if method not in METHODS:
+            raise HemolabError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+        if (labs is None) == (patient is None):
+            raise HemolabError("give either --labs FILE or --store DIR --patient PSEUDONYM")
+        mdl = load_model(model)
+        pseudonym, rows = _rows(store, patient, labs, time_unit)
+        lab = lab_observations(rows, mdl)
+        event_rows = _event_rows(events, mdl) if events is not None else None
+        with console.status(f"calibrating {mdl.name} ({method}; NUTS compiles on its first "
+                            "run) ...", spinner="dots"):  # fmt: skip
+            record, post = calibrate_record(
+                mdl, model, lab.observations, pseudonym=pseudonym,
+                temporary=labs is not None, method=method, events=event_rows,
+                chains=chains, warmup=warmup, draws=draws, seed=seed,
+            )  # fmt: skip
+        record.save(out)
+    except HemolabError as exc:
+        raise _fail(str(exc)) from None
+    doc = _summary(record, post, lab.unused, out)
+    if json_out:
+        print(json.dumps(doc, indent=2))
+        return
+    _print_summary(doc)
+
+
+def forecast(
+    fit_path: Annotated[Path, typer.Argument(metavar="FIT", help="A fit from `calibrate`.")],
+    threshold: Annotated[
+        str, typer.Option("--threshold", help='e.g. "Hb<7" (observable, < <= > >=, value).')
+    ],
+    horizon: Annotated[
+        str, typer.Option("--horizon", help="How far past the last observation (e.g. 180d).")
+    ] = DEFAULT_HORIZON,
+    regimen: Annotated[
+        Path | None,
+        typer.Option("--regimen", help="Planned doses (§A), times on the patient's clock."),
+    ] = None,
+    n_draws: Annotated[int, typer.Option("--draws", help="Parameter draws to simulate.")] = 1000,
+    level: Annotated[float, typer.Option("--level", help="Interval level.")] = 0.9,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write a fan chart (PNG) here.")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+) -> None:
+    """When does an observable cross a threshold after the last observation?"""
+    from hemolab.calibrate._fitfile import load_fit
+    from hemolab.compile._compiled import model_hash
+    from hemolab.forecast import RESEARCH_USE, plot_fan, threshold_forecast
+    from hemolab.model._units import parse_duration
+
+    try:
+        fit = load_fit(fit_path)
+        mdl = load_model(fit.model)
+        if model_hash(mdl) != fit.model_hash:
+            raise HemolabError(
+                f"model {fit.model!r} has changed since the fit was made (hash mismatch); "
+                "calibrate again"
+            )
+        span = parse_duration(horizon, mdl.time_unit)
+        future = _regimen(regimen)
+        with console.status(f"simulating {fit.method} draws ...", spinner="dots"):
+            tf = threshold_forecast(fit, mdl, threshold, horizon=span, regimen=future,
+                                    n_draws=n_draws, seed=seed, level=level)  # fmt: skip
+        if plot is not None:
+            plot_fan(tf, fit.observations, plot, title=f"{fit.patient}: {mdl.name} ({fit.method})")
+    except HemolabError as exc:
+        raise _fail(str(exc)) from None
+    tt, th, t_last = tf.time_to, tf.time_to.threshold, tf.t_last
+    doc = {
+        "observable": th.observable,
+        "threshold": f"{th.observable}{th.op}{_num(th.value)}",
+        "time_unit": mdl.time_unit,
+        "t_last_observation": t_last,
+        "median": tt.median,
+        "lower": tt.lower,
+        "upper": tt.upper,
+        "level": level,
+        "p_within_horizon": tt.p_within_horizon,
+        "horizon": span,
+        "n_draws": tt.n_draws,
+        "n_failed": tt.n_failed,
+        "method": fit.method,
+        "patient": fit.patient,
+        "model": fit.model,
+        "plot": None if plot is None else str(plot),
+        "label": RESEARCH_USE,
+    }
+    if json_out:
+        print(json.dumps(doc, indent=2))
+        return
+    unit = mdl.time_unit
+
+    def when(t: float | None) -> str:
+        return f"beyond day {t_last + span:g}" if t is None else f"{t:.1f} {unit}"
+
+    if tt.median is None:
+        head = f"{doc['threshold']}: not reached by the median draw within {span:g} {unit}"
+    else:
+        head = (f"{doc['threshold']} in about {tt.median - t_last:.0f} {unit} after the last "
+                f"observation (at {when(tt.median)})")  # fmt: skip
+    console.print(head, highlight=False)
+    console.print(
+        f"{level:.0%} interval [{when(tt.lower)}, {when(tt.upper)}]; "
+        f"P(within {span:g} {unit}) = {tt.p_within_horizon:.2f}  ({fit.method}, "
+        f"{tt.n_draws} draws)",
+        highlight=False,
+    )
+    console.print(f"[dim]{RESEARCH_USE}[/]")
+
+
+def _num(x: float) -> str:
+    return f"{x:g}"
+
+
+def _rows(
+    store: Path | None, patient: str | None, labs: Path | None, time_unit: str | None
+) -> tuple[str, list[dict[str, Any]]]:
+    if patient is not None:
+        from hemolab.store import DEFAULT_STORE, Store
+
+        with Store(store or DEFAULT_STORE) as st:
+            return patient, st.lab_values(patient, actor_action="calibrate")
+    assert labs is not None
+    from hemolab.patients import read_fhir, read_labs
+    from hemolab.patients._observations import ephemeral_rows
+
+    if not labs.is_file():
+        raise HemolabError(f"lab history {labs.name!r} does not exist")
+    history = (read_fhir(labs) if labs.suffix.lower() == ".json"
+               else read_labs(labs, time_unit=time_unit))  # fmt: skip
+    return ephemeral_rows(history)
+
+
+def _event_rows(path: Path, mdl: Any) -> list[dict[str, Any]]:
+    """The dosing history of one subject, its subject column replaced by 1 (no identifier
+    is kept in the fit)."""
+    import pandas as pd
+
+    from hemolab.events import read_events
+
+    ds = read_events(path, model=mdl)  # checks the file, names rows on error
+    if ds.n_subjects != 1:
+        raise HemolabError(f"{path.name!r} holds {ds.n_subjects} subjects; give one patient's")
+    frame = pd.read_csv(path)
+    frame["ID"] = 1
+    return json.loads(frame.to_json(orient="records") or "[]")
+
+
+def _regimen(path: Path | None) -> Any:
+    if path is None:
+        return None
+    import pandas as pd
+
+    if not path.is_file():
+        raise HemolabError(f"regimen {path.name!r} does not exist")
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise HemolabError(f"regimen {path.name!r} is not a readable CSV ({exc})") from None
+
+
+def _summary(record: Any, post: Any, unused: dict[str, int], out: Path) -> dict[str, Any]:
+    params = {}
+    for k, name in enumerate(record.names):
+        if post is not None:
+            lo, hi = post.interval(name, 0.9)
+            med = float(np.median(post.samples()[name]))
+        else:
+            med = record.estimate[name]
+            sd = math.sqrt(record.log_covariance[k, k]) if record.method == "laplace" else 0.0
+            lo, hi = med * math.exp(-1.6448536 * sd), med * math.exp(1.6448536 * sd)
+        params[name] = {"map": record.estimate[name], "median": med, "lower": lo, "upper": hi}
+    return {
+        "fit": str(out),
+        "model": record.model,
+        "method": record.method,
+        "patient": record.patient,
+        "temporary_patient": record.temporary_patient,
+        "n_observations": len(record.observations.time),
+        "time_unit": record.time_unit,
+        "t_last_observation": record.t_last_observation,
+        "parameters": params,
+        "unused_lab_values": unused,
+        "diagnostics": record.diagnostics,
+        "warnings": list(record.warnings),
+    }
+
+
+def _print_summary(doc: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    who = doc["patient"] + (" (temporary pseudonym)" if doc["temporary_patient"] else "")
+    console.print(
+        f"[bold]{doc['model']}[/] fitted to {who}: {doc['n_observations']} observations up to "
+        f"{doc['t_last_observation']:g} {doc['time_unit']} ({doc['method']})",
+        highlight=False,
+    )
+    table = Table("parameter", "MAP", "median", "90 % interval")
+    for name, p in doc["parameters"].items():
+        table.add_row(name, f"{p['map']:.4g}", f"{p['median']:.4g}",
+                      f"[{p['lower']:.4g}, {p['upper']:.4g}]")  # fmt: skip
+    console.print(table)
+    for w in doc["warnings"]:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+    console.print(f"fit written to {doc['fit']}", highlight=False)

@@ -1,0 +1,86 @@
+"""The showcase patient: a FHIR bundle of seven monthly CBCs of a falling Hb, and its course
+through hemolab (import → calibrate with NUTS → forecast the time to Hb < 7 g/dL).
+
+The patient is fictional and simulated: the ``marrow_failure_hb`` model at known parameters
+(``SHOWCASE_TRUTH``), with the model's own 4 % residual error (seeded), Hb reported to one
+decimal as analysers do, and normal platelet and white-cell counts beside it (read, and left
+out of the fit: the model does not describe them). The bundle carries a name, MRN and birth
+date precisely so that de-identification has something to remove.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SEED = 20261126
+SHOWCASE_TRUTH = {"Hb0": 12.6, "kfail": 0.0042, "RBCLS": 112.0}
+FIRST_CBC = datetime(2026, 5, 4, 8, 30, tzinfo=UTC)
+N_CBC = 7  # monthly, May to November: six months of history
+MRN = "MRN-7730021"
+THRESHOLD = "Hb<7"
+
+
+def cbc_dates() -> list[datetime]:
+    return [FIRST_CBC.replace(month=FIRST_CBC.month + k) for k in range(N_CBC)]
+
+
+def showcase_bundle(seed: int = SEED) -> dict[str, Any]:
+    """The FHIR R4 ``collection`` bundle of the showcase patient."""
+    from hemolab._simulate import simulate
+    from hemolab.library import get_model
+
+    model = get_model("marrow_failure_hb")
+    dates = cbc_dates()
+    days = np.array([(d - dates[0]).total_seconds() / 86400.0 for d in dates])
+    res = simulate(model, None, params=SHOWCASE_TRUTH, grid=days, outputs=["Hb"], throw=True)
+    rng = np.random.default_rng(seed)
+    hb = model.residual_error[0].sample(np.asarray(res.variable("Hb")[0]), rng)
+    plt = 180.0 + 25.0 * rng.standard_normal(N_CBC)
+    wbc = 6.0 + 0.8 * rng.standard_normal(N_CBC)
+    subject = {"reference": f"Patient/{MRN}"}
+    entries: list[dict[str, Any]] = [
+        {
+            "fullUrl": f"urn:uuid:{MRN.lower()}",
+            "resource": {
+                "resourceType": "Patient",
+                "id": MRN,
+                "identifier": [{"system": "urn:oid:2.16.840.1.113883.19.5", "value": MRN}],
+                "name": [{"family": "Example-Lovelace", "given": ["Ada"]}],
+                "gender": "female",
+                "birthDate": "1961-09-14",
+            },
+        }
+    ]
+
+    def observation(k: int, loinc: str, value: float, code: str, digits: int) -> dict[str, Any]:
+        return {
+            "resource": {
+                "resourceType": "Observation",
+                "id": f"cbc-{k}-{loinc}",
+                "status": "final",
+                "category": [{"coding": [{"code": "laboratory"}]}],
+                "code": {"coding": [{"system": "http://loinc.org", "code": loinc}]},
+                "subject": subject,
+                "effectiveDateTime": dates[k].isoformat().replace("+00:00", "Z"),
+                "valueQuantity": {"value": round(float(value), digits), "unit": code,
+                                  "system": "http://unitsofmeasure.org", "code": code},
+            }
+        }  # fmt: skip
+
+    for k in range(N_CBC):
+        entries.append(observation(k, "718-7", hb[k], "g/dL", 1))
+        entries.append(observation(k, "777-3", plt[k], "10*9/L", 0))
+        entries.append(observation(k, "6690-2", wbc[k], "10*9/L", 1))
+    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+
+
+def write_showcase_bundle(path: Path, seed: int = SEED) -> Path:
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(showcase_bundle(seed), indent=1))
+    return path

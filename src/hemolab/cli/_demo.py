@@ -8,6 +8,10 @@ the incidence of CTCAE v5.0 grade 3 and 4 neutropenia, the typical patient (MODE
 2), and a plot of the median and 90 % band.
 
 Part 2: one run of each other library model under its typical regimen (``TypicalRun``).
+
+Part 3, the showcase: a patient whose Hb falls month after month (``marrow_failure_hb``); six
+months of CBCs in a FHIR bundle are imported (de-identified), calibrated with NUTS and
+forecast: when does Hb fall below 7 g/dL, with a fan chart (``hemolab.cli._showcase``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from hemolab.cli._showcase import run_showcase
 
 CYCLE_H = 21 * 24.0
 N_CYCLES = 4
@@ -85,6 +91,7 @@ def run_demo(
     quiet: bool = False,
     console: Console | None = None,
     n_patients: int = N_PATIENTS,
+    showcase_iterations: tuple[int, int, int] = (4, 1000, 1000),
 ) -> dict[str, Any]:
     """Run the demo; write results, plots and ``summary.json`` into ``out``; return the summary."""
     from hemolab._simulate import simulate
@@ -138,6 +145,12 @@ def run_demo(
         for name in others:
             library.append(_library_run(name))
             progress.advance(lib_task)
+        chains, warmup, draws = showcase_iterations
+        show_task = progress.add_task(
+            f"showcase patient: NUTS {chains} x ({warmup} + {draws})", total=1
+        )
+        showcase = run_showcase(out / "showcase", chains=chains, warmup=warmup, draws=draws)
+        progress.advance(show_task)
     typical_cycles = _typical_cycles(typical)
     pop_summary = _population_summary(result, pop)
     band_png = _plot_population(result, typical, out / "anc.png")
@@ -147,6 +160,7 @@ def run_demo(
         str(band_png),
         str(out / "summary.json"),
         str(lib_png),
+        *showcase["files"],
     ]
     summary = {
         "model": model.name,
@@ -158,6 +172,7 @@ def run_demo(
             {k: v for k, v in r.items() if k not in ("time", "values", "log_scale")}
             for r in library
         ],
+        "showcase": showcase,
         "files": files,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -316,6 +331,28 @@ def _print(console: Console, summary: dict[str, Any]) -> None:
     for r in summary["library"]:
         console.print(f"  {r['model']}: {r['regimen']}", highlight=False)
     console.print("  * experimental: parameters or structure not fully verified (hemolab show)")
+    sc = summary["showcase"]
+    last = sc["t_last_observation"]
+
+    def day(t: float | None) -> str:
+        return f"beyond day {last + sc['horizon']:.0f}" if t is None else f"day {t:.0f}"
+
+    console.print(
+        f"Showcase patient {sc['patient']} ({sc['model']}, {sc['n_observations']} monthly CBCs "
+        f"to day {last:.0f}, FHIR bundle → store → NUTS):"
+    )
+    if sc["median"] is None:
+        console.print(f"  Hb stays above 7 g/dL within {sc['horizon']:.0f} days (median draw)")
+    else:
+        console.print(
+            f"  Hb falls below 7 g/dL in about {sc['median'] - last:.0f} days "
+            f"({day(sc['median'])}); "
+            f"90 % interval [{day(sc['lower'])}, {day(sc['upper'])}]; "
+            f"P(within {sc['horizon']:.0f} d) = {sc['p_within_horizon']:.2f}",
+            highlight=False,
+        )
+    for w in sc["warnings"]:
+        console.print(f"  note: {w}", highlight=False)
     console.print("research use only — not for clinical decisions", style="dim")
     console.print(f"written: {', '.join(summary['files'])}", soft_wrap=True, highlight=False)
 

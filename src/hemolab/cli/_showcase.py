@@ -84,3 +84,62 @@ def write_showcase_bundle(path: Path, seed: int = SEED) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(showcase_bundle(seed), indent=1))
     return path
+
+
+def run_showcase(
+    out: Path, *, chains: int = 4, warmup: int = 1000, draws: int = 1000
+) -> dict[str, Any]:
+    """Import the showcase bundle into a store under ``out``, fit it with NUTS, forecast the
+    time to Hb < 7 g/dL and draw the fan chart; return the summary (pseudonyms only).
+
+    The demo keeps its key beside its store for convenience; a real store's key lives
+    elsewhere (design note 014)."""
+    from hemolab.calibrate._fitfile import calibrate_record
+    from hemolab.forecast import plot_fan, threshold_forecast
+    from hemolab.library import get_model
+    from hemolab.patients import read_fhir
+    from hemolab.patients._keys import KeyTable, generate_key, read_key
+    from hemolab.patients._observations import lab_observations
+    from hemolab.store import Store
+
+    out.mkdir(parents=True, exist_ok=True)
+    bundle = write_showcase_bundle(out / "patient_bundle.json")
+    key_file = out / "demo.key"
+    if not key_file.exists():
+        generate_key(key_file)
+    model = get_model("marrow_failure_hb")
+    with Store(out / "store") as st:
+        imported = st.import_labs(read_fhir(bundle), KeyTable(st.path, read_key(key_file)),
+                                  source_bytes=bundle.read_bytes())  # fmt: skip
+        (pseudonym,) = imported.patients
+        rows = st.lab_values(pseudonym, actor_action="calibrate")
+    lab = lab_observations(rows, model)
+    record, post = calibrate_record(model, model.name, lab.observations, pseudonym=pseudonym,
+                                    temporary=False, method="nuts", chains=chains,
+                                    warmup=warmup, draws=draws, seed=SEED)  # fmt: skip
+    fit_path = record.save(out / "fit.json")
+    horizon = 180.0
+    tf = threshold_forecast(record, model, THRESHOLD, horizon=horizon, n_draws=1000, seed=SEED)
+    png = plot_fan(tf, lab.observations, out / "hb_forecast.png",
+                   title=f"{pseudonym}: Hb forecast after six months of CBCs (NUTS)")  # fmt: skip
+    tt = tf.time_to
+    return {
+        "patient": pseudonym,
+        "model": model.name,
+        "n_observations": len(lab.observations.time),
+        "t_last_observation": tf.t_last,
+        "time_unit": model.time_unit,
+        "threshold": THRESHOLD,
+        "horizon": horizon,
+        "median": tt.median,
+        "lower": tt.lower,
+        "upper": tt.upper,
+        "p_within_horizon": tt.p_within_horizon,
+        "posterior": {n: [*post.interval(n, 0.9)] for n in post.names},
+        "truth": SHOWCASE_TRUTH,
+        "divergences": post.divergences,
+        "max_rhat": float(np.nanmax(post.rhat)),
+        "min_ess": float(np.min(post.ess)),
+        "warnings": list(post.warnings),
+        "files": [str(bundle), str(fit_path), str(png)],
+    }

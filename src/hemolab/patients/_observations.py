@@ -55,7 +55,9 @@ def ephemeral_rows(history: LabHistory) -> tuple[str, list[dict[str, Any]]]:
         rows.append({"time_h": t, "analyte": r.analyte, "observable": r.observable,
                      "value": None if r.value != r.value else r.value, "unit": r.unit,
                      "censored": r.censored, "lloq": r.lloq})  # fmt: skip
-    return "T" + secrets.token_hex(5).upper(), sorted(rows, key=lambda x: (x["time_h"], x["analyte"]))
+    return "T" + secrets.token_hex(5).upper(), sorted(
+        rows, key=lambda x: (x["time_h"], x["analyte"])
+    )
 
 
 def lab_observations(rows: Sequence[Mapping[str, Any]], model: Any) -> LabObservations:

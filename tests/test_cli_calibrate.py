@@ -95,6 +95,33 @@ def test_calibrate_a_file_directly_keeps_nothing_identifying(stored: dict[str, A
     no_identifier(res.output, fit.read_text())
 
 
+def test_forecasts_are_kept_in_the_patients_history(stored: dict[str, Any]) -> None:
+    from hemolab.store import Store
+
+    d, who = stored["dir"], stored["patient"]
+    fit = d / "fit-history.json"
+    args = ("--store", stored["store"], "--patient", who)
+    assert run("calibrate", "marrow_failure_hb", *args, "--method", "map", "--out", fit
+               ).exit_code == 0  # fmt: skip
+    first = validated(run("forecast", fit, "--threshold", "Hb<7", "--store", stored["store"],
+                          "--json"), "forecast")  # fmt: skip
+    assert len(first["history"]) == 1 and first["history"][0]["median"] == first["median"]
+    second = validated(run("forecast", fit, "--threshold", "Hb<7", "--store", stored["store"],
+                           "--json"), "forecast")  # fmt: skip
+    assert len(second["history"]) == 2
+    assert second["history"][0]["fit_sha256"] == second["history"][1]["fit_sha256"]
+    text = run("forecast", fit, "--threshold", "Hb<7", "--store", stored["store"])
+    assert text.exit_code == 0 and "forecast history of" in text.output
+    with Store(stored["store"]) as st:
+        actions = [a["action"] for a in st.audit_trail(who)]
+    assert actions.count("forecast") == 3 and "calibrate" in actions
+    temp = d / "fit-temp.json"
+    assert run("calibrate", "marrow_failure_hb", "--labs", stored["bundle"], "--method", "map",
+               "--out", temp).exit_code == 0  # fmt: skip
+    bad(run("forecast", temp, "--threshold", "Hb<7", "--store", stored["store"]),
+        "temporary pseudonym")  # fmt: skip
+
+
 @pytest.mark.slow
 def test_calibrate_with_nuts_writes_draws_and_diagnostics(stored: dict[str, Any]) -> None:
     fit = stored["dir"] / "fit-nuts.json"

@@ -98,6 +98,10 @@ def forecast(
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Write a fan chart (PNG) here.")
     ] = None,
+    store: Annotated[
+        Path | None,
+        typer.Option("--store", help="Keep this forecast in the stored patient's history."),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """When does an observable cross a threshold after the last observation?"""
@@ -124,6 +128,7 @@ def forecast(
     except HemolabError as exc:
         raise _fail(str(exc)) from None
     tt, th, t_last = tf.time_to, tf.time_to.threshold, tf.t_last
+    history: list[dict[str, Any]] | None = None
     doc = {
         "observable": th.observable,
         "threshold": f"{th.observable}{th.op}{_num(th.value)}",
@@ -143,6 +148,12 @@ def forecast(
         "plot": None if plot is None else str(plot),
         "label": RESEARCH_USE,
     }
+    if store is not None:
+        try:
+            history = _record(store, fit, fit_path, doc)
+        except HemolabError as exc:
+            raise _fail(str(exc)) from None
+        doc["history"] = history
     if json_out:
         print(json.dumps(doc, indent=2))
         return
@@ -163,7 +174,39 @@ def forecast(
         f"{tt.n_draws} draws)",
         highlight=False,
     )
+    if history:
+        from rich.table import Table
+
+        table = Table("made", f"data to ({unit})", "method", "median", "90 % interval", "P(within)",
+                      title=f"forecast history of {fit.patient}, {doc['threshold']}")  # fmt: skip
+        for h in history:
+            table.add_row(h["made_at"][:16], f"{h['t_data']:g}", h["method"],
+                          "-" if h["median"] is None else f"{h['median']:.0f}",
+                          f"[{_or_dash(h['lower'])}, {_or_dash(h['upper'])}]",
+                          f"{h['p_within_horizon']:.2f}")  # fmt: skip
+        console.print(table)
     console.print(f"[dim]{RESEARCH_USE}[/]")
+
+
+def _or_dash(x: float | None) -> str:
+    return "-" if x is None else f"{x:.0f}"
+
+
+def _record(store: Path, fit: Any, fit_path: Path, doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Append the forecast to the stored patient's history; return the whole history."""
+    import hashlib
+
+    from hemolab.store import Store
+
+    if fit.temporary_patient:
+        raise HemolabError(
+            "this fit was made from a file under a temporary pseudonym; import the patient "
+            "and calibrate with --store --patient to keep a forecast history"
+        )
+    with Store(store) as st:
+        st.record_forecast(fit.patient, doc, hashlib.sha256(fit_path.read_bytes()).hexdigest())
+        rows = st.forecasts(fit.patient, threshold=doc["threshold"])
+    return [{**r, "made_at": r["made_at"].isoformat()} for r in rows]
 
 
 def _num(x: float) -> str:

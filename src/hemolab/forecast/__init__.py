@@ -16,6 +16,10 @@ from hemolab.forecast._from_fit import (
     plot_fan as plot_fan,
     threshold_forecast as threshold_forecast,
 )
+from hemolab.forecast._history import (
+    ForecastEntry as ForecastEntry,
+    forecast_history as forecast_history,
+)
 from hemolab.forecast._threshold import (
     Threshold as Threshold,
     TimeToThreshold as TimeToThreshold,

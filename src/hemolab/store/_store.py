@@ -43,6 +43,11 @@ _SCHEMA = (
         import_id TEXT PRIMARY KEY, created TIMESTAMPTZ NOT NULL, kind TEXT NOT NULL,
         source_sha256 TEXT NOT NULL, n_patients INTEGER NOT NULL, n_values INTEGER NOT NULL,
         actor TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS forecasts (
+        pseudonym TEXT NOT NULL, made_at TIMESTAMPTZ NOT NULL, t_data DOUBLE NOT NULL,
+        time_unit TEXT NOT NULL, model TEXT NOT NULL, method TEXT NOT NULL,
+        threshold TEXT NOT NULL, median DOUBLE, lower DOUBLE, upper DOUBLE, level DOUBLE NOT NULL,
+        p_within_horizon DOUBLE NOT NULL, horizon DOUBLE NOT NULL, fit_sha256 TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS audit (
         at_time TIMESTAMPTZ NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
         pseudonym TEXT, detail TEXT)""",
@@ -255,3 +260,44 @@ class Store:
         ).fetchall()
         self.audit(actor_action, pseudonym, f"{len(rows)} lab values")
         return [dict(zip(cols, r, strict=True)) for r in rows]
+
+    _FORECAST_COLS = (
+        "made_at", "t_data", "time_unit", "model", "method", "threshold", "median", "lower",
+        "upper", "level", "p_within_horizon", "horizon", "fit_sha256",
+    )  # fmt: skip
+
+    def _known(self, pseudonym: str) -> None:
+        known = self._db.execute(
+            "SELECT count(*) FROM patients WHERE pseudonym = ?", [pseudonym]
+        ).fetchone()
+        if not known or not known[0]:
+            raise StoreError(f"no patient {pseudonym!r} in store {str(self.path)!r}")
+
+    def record_forecast(self, pseudonym: str, forecast: dict[str, Any], fit_sha256: str) -> None:
+        """Keep a forecast (``hemolab forecast --json`` fields) in the patient's history."""
+        self._known(pseudonym)
+        row = [datetime.now(UTC), forecast["t_last_observation"], forecast["time_unit"],
+               forecast["model"], forecast["method"], forecast["threshold"], forecast["median"],
+               forecast["lower"], forecast["upper"], forecast["level"],
+               forecast["p_within_horizon"], forecast["horizon"], fit_sha256]  # fmt: skip
+        self._db.execute("BEGIN TRANSACTION")
+        try:
+            self._db.execute(f"INSERT INTO forecasts VALUES (?, {', '.join('?' * len(row))})",
+                             [pseudonym, *row])  # fmt: skip
+            self.audit("forecast", pseudonym, f"{forecast['threshold']} from {fit_sha256[:12]}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def forecasts(self, pseudonym: str, threshold: str | None = None) -> list[dict[str, Any]]:
+        """The patient's forecast history, oldest first (the access is audited)."""
+        self._known(pseudonym)
+        sql = f"SELECT {', '.join(self._FORECAST_COLS)} FROM forecasts WHERE pseudonym = ?"
+        args: list[Any] = [pseudonym]
+        if threshold is not None:
+            sql += " AND threshold = ?"
+            args.append(threshold)
+        rows = self._db.execute(sql + " ORDER BY made_at, t_data", args).fetchall()
+        self.audit("read forecasts", pseudonym, f"{len(rows)} forecasts")
+        return [dict(zip(self._FORECAST_COLS, r, strict=True)) for r in rows]

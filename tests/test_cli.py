@@ -287,7 +287,8 @@ def test_demo_json(runner: CliRunner, tmp_path: Path) -> None:
     assert [f.name for f in files[:4]] == ["results.parquet", "anc.png", "summary.json",
                                            "library.png"]  # fmt: skip
     assert all(f.parent == out and f.is_file() for f in files[:4])
-    assert [f.name for f in files[4:]] == ["patient_bundle.json", "fit.json", "hb_forecast.png"]
+    assert [f.name for f in files[4:]] == ["patient_bundle.json", "fit.json", "hb_forecast.png",
+                                           "goodness_of_fit.png"]  # fmt: skip
     assert all(f.parent == out / "showcase" and f.is_file() for f in files[4:])
     # the showcase: Hb < 7 g/dL forecast after six monthly CBCs, the truth inside the posterior
     sc = doc["showcase"]
@@ -295,7 +296,8 @@ def test_demo_json(runner: CliRunner, tmp_path: Path) -> None:
     assert sc["t_last_observation"] < sc["lower"] < sc["median"] < sc["upper"]
     for name, (lo, hi) in sc["posterior"].items():
         assert lo < sc["truth"][name] < hi, name
-    assert (files[6]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for png in files[6:]:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "MRN" not in files[5].read_text()
     for png in (files[1], files[3]):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

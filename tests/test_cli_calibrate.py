@@ -13,12 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import numpy as np
 import pytest
 from typer.testing import CliRunner, Result
 
+import hemolab as hl
+from hemolab.calibrate import goodness_of_fit, load_fit
 from hemolab.cli import app
 from hemolab.cli._schemas import load_schema
 from hemolab.cli._showcase import MRN, write_showcase_bundle
+from hemolab.library import get_model
 
 IDENTIFIERS = (MRN, "7730021", "Ada", "Lovelace", "1961-09-14", "2026-05-04")
 
@@ -55,9 +59,21 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
 def test_calibrate_laplace_from_the_store_and_forecast(stored: dict[str, Any]) -> None:
     d = stored["dir"]
     fit = d / "fit-laplace.json"
+    gof = d / "gof.png"
     res = run("calibrate", "marrow_failure_hb", "--store", stored["store"], "--patient",
-              stored["patient"], "--method", "laplace", "--out", fit, "--json")  # fmt: skip
+              stored["patient"], "--method", "laplace", "--out", fit, "--gof", gof,
+              "--json")  # fmt: skip
     doc = validated(res, "calibrate")
+    assert gof.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # IPRED is the MAP trajectory; IWRES the proportional-error residual (4 %)
+    model = get_model("marrow_failure_hb")
+    record = load_fit(fit)
+    g = goodness_of_fit(model, record)
+    ipred = hl.simulate(model, None, params=record.estimate, grid=record.observations.time,
+                        outputs=["Hb"], rtol=1e-10, atol=1e-12).variable("Hb")[0]  # fmt: skip
+    np.testing.assert_allclose(g.ipred, ipred, rtol=1e-6)
+    np.testing.assert_allclose(g.iwres, (g.dv - ipred) / (0.04 * ipred), rtol=1e-5)
+    assert np.all(np.abs(g.iwres) < 3)
     assert doc["patient"] == stored["patient"] and not doc["temporary_patient"]
     assert doc["n_observations"] == 7 and doc["unused_lab_values"] == {"plt": 7, "wbc": 7}
     assert doc["t_last_observation"] == 184.0  # May 4 to November 4, on the patient's clock

@@ -48,6 +48,10 @@ def calibrate(
     warmup: Annotated[int, typer.Option("--warmup", help="NUTS warmup iterations.")] = 1000,
     draws: Annotated[int, typer.Option("--draws", help="NUTS draws per chain.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    gof: Annotated[
+        Path | None,
+        typer.Option("--gof", help="Write goodness-of-fit plots (PNG): DV vs IPRED, IWRES, VPC."),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Fit a model to one patient's labs (MAP, Laplace or NUTS) and write the fit."""
@@ -71,6 +75,10 @@ def calibrate(
                 chains=chains, warmup=warmup, draws=draws, seed=seed,
             )  # fmt: skip
         record.save(out)
+        if gof is not None:
+            from hemolab.calibrate import plot_gof
+
+            plot_gof(mdl, record, gof, seed=seed)
     except HemolabError as exc:
         raise _fail(str(exc)) from None
     doc = _summary(record, post, lab.unused, out)

@@ -94,7 +94,7 @@ def run_showcase(
 
     The demo keeps its key beside its store for convenience; a real store's key lives
     elsewhere (design note 014)."""
-    from hemolab.calibrate._fitfile import calibrate_record
+    from hemolab.calibrate import calibrate_record, plot_gof
     from hemolab.forecast import plot_fan, threshold_forecast
     from hemolab.library import get_model
     from hemolab.patients import read_fhir
@@ -122,6 +122,7 @@ def run_showcase(
     tf = threshold_forecast(record, model, THRESHOLD, horizon=horizon, n_draws=1000, seed=SEED)
     png = plot_fan(tf, lab.observations, out / "hb_forecast.png",
                    title=f"{pseudonym}: Hb forecast after six months of CBCs (NUTS)")  # fmt: skip
+    gof = plot_gof(model, record, out / "goodness_of_fit.png", seed=SEED)
     tt = tf.time_to
     return {
         "patient": pseudonym,
@@ -141,5 +142,5 @@ def run_showcase(
         "max_rhat": float(np.nanmax(post.rhat)),
         "min_ess": float(np.min(post.ess)),
         "warnings": list(post.warnings),
-        "files": [str(bundle), str(fit_path), str(png)],
+        "files": [str(bundle), str(fit_path), str(png), str(gof)],
     }

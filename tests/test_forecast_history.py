@@ -68,7 +68,7 @@ def test_sequential_forecasts_stay_calibrated_and_shrink_over_100_patients() -> 
                                    n_draws=300, seed=i)  # fmt: skip
         for k, e in enumerate(entries):
             after = grid >= e.t_data
-            t_true = float(first_crossing(grid[after], hb[i, after], th))
+            t_true = float(np.ravel(first_crossing(grid[after], hb[i, after], th))[0])
             t_true = math.inf if t_true > e.t_data + horizon else t_true
             lo = e.lower if e.lower is not None else math.inf
             hi = e.upper if e.upper is not None else math.inf

@@ -138,6 +138,38 @@ def test_forecasts_are_kept_in_the_patients_history(stored: dict[str, Any]) -> N
         "temporary pseudonym")  # fmt: skip
 
 
+def test_a_dosing_history_from_a_file_joins_the_labs_clock(
+    stored: dict[str, Any], tmp_path: Path
+) -> None:
+    # a red-cell top-up of 1.5 g/dL ten days after the fourth CBC (2026-08-14), as a dose into
+    # the youngest red-cell compartment, given with date-times like the labs
+    events = tmp_path / "events.csv"
+    events.write_text(f"ID,DATETIME,EVID,AMT,CMT\n{MRN},2026-08-14T10:30:00Z,1,1.5,Hb1\n")
+    with_dose, without = tmp_path / "with.json", tmp_path / "without.json"
+    res = run("calibrate", "marrow_failure_hb", "--labs", stored["bundle"], "--events", events,
+              "--method", "map", "--out", with_dose, "--json")  # fmt: skip
+    validated(res, "calibrate")
+    assert run("calibrate", "marrow_failure_hb", "--labs", stored["bundle"], "--method", "map",
+               "--out", without).exit_code == 0  # fmt: skip
+    doc = json.loads(with_dose.read_text())
+    (dose,) = doc["events"]
+    assert "DATETIME" not in dose and dose["ID"] == 1
+    # May 4 08:30 to Aug 14 10:30 is 102 days and 2 hours, on the labs' clock
+    assert dose["TIME"] == pytest.approx(102 + 2 / 24, abs=1e-9)
+    # the fit explains part of the late Hb by the top-up: a faster underlying failure
+    k_with = doc["estimate"]["kfail"]
+    k_without = json.loads(without.read_text())["estimate"]["kfail"]
+    assert k_with > k_without
+    no_identifier(res.output, with_dose.read_text())
+    numeric = tmp_path / "numeric.csv"
+    numeric.write_text(f"ID,TIME,EVID,AMT,CMT\n{MRN},100,1,1.5,Hb1\n")
+    bad(run("calibrate", "marrow_failure_hb", "--labs", stored["bundle"], "--events", numeric,
+            "--out", tmp_path / "x.json"), "different clocks")  # fmt: skip
+    bad(run("calibrate", "marrow_failure_hb", "--store", stored["store"], "--patient",
+            stored["patient"], "--events", events, "--out", tmp_path / "x.json"),
+        "--events goes with --labs")  # fmt: skip
+
+
 @pytest.mark.slow
 def test_calibrate_with_nuts_writes_draws_and_diagnostics(stored: dict[str, Any]) -> None:
     fit = stored["dir"] / "fit-nuts.json"

@@ -64,9 +64,8 @@ def calibrate(
         if (labs is None) == (patient is None):
             raise HemolabError("give either --labs FILE or --store DIR --patient PSEUDONYM")
         mdl = load_model(model)
-        pseudonym, rows = _rows(store, patient, labs, time_unit)
+        pseudonym, rows, event_rows = _rows(store, patient, labs, events, time_unit, mdl)
         lab = lab_observations(rows, mdl)
-        event_rows = _event_rows(events, mdl) if events is not None else None
         with console.status(f"calibrating {mdl.name} ({method}; NUTS compiles on its first "
                             "run) ...", spinner="dots"):  # fmt: skip
             record, post = calibrate_record(
@@ -222,37 +221,37 @@ def _num(x: float) -> str:
 
 
 def _rows(
-    store: Path | None, patient: str | None, labs: Path | None, time_unit: str | None
-) -> tuple[str, list[dict[str, Any]]]:
+    store: Path | None,
+    patient: str | None,
+    labs: Path | None,
+    events: Path | None,
+    time_unit: str | None,
+    mdl: Any,
+) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]] | None]:
+    """The patient's pseudonym, lab rows and dosing rows (on the labs' clock)."""
     if patient is not None:
         from hemolab.store import DEFAULT_STORE, Store
 
+        if events is not None:
+            raise HemolabError(
+                "--events goes with --labs: a stored patient's dosing history must be imported "
+                "into the store first (not supported yet)"
+            )
         with Store(store or DEFAULT_STORE) as st:
-            return patient, st.lab_values(patient, actor_action="calibrate")
+            return patient, st.lab_values(patient, actor_action="calibrate"), None
     assert labs is not None
     from hemolab.patients import read_fhir, read_labs
-    from hemolab.patients._observations import ephemeral_rows
+    from hemolab.patients._observations import ephemeral_patient, ephemeral_rows
 
     if not labs.is_file():
         raise HemolabError(f"lab history {labs.name!r} does not exist")
     history = (read_fhir(labs) if labs.suffix.lower() == ".json"
                else read_labs(labs, time_unit=time_unit))  # fmt: skip
-    return ephemeral_rows(history)
-
-
-def _event_rows(path: Path, mdl: Any) -> list[dict[str, Any]]:
-    """The dosing history of one subject, its subject column replaced by 1 (no identifier
-    is kept in the fit)."""
-    import pandas as pd
-
-    from hemolab.events import read_events
-
-    ds = read_events(path, model=mdl)  # checks the file, names rows on error
-    if ds.n_subjects != 1:
-        raise HemolabError(f"{path.name!r} holds {ds.n_subjects} subjects; give one patient's")
-    frame = pd.read_csv(path)
-    frame["ID"] = 1
-    return json.loads(frame.to_json(orient="records") or "[]")
+    if events is None:
+        return (*ephemeral_rows(history), None)
+    if not events.is_file():
+        raise HemolabError(f"dosing history {events.name!r} does not exist")
+    return ephemeral_patient(history, events, mdl, time_unit=time_unit)
 
 
 def _regimen(path: Path | None) -> Any:

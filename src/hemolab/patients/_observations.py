@@ -9,10 +9,12 @@ the observable's unit; other analytes are counted and left out.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -20,7 +22,7 @@ import numpy as np
 from hemolab._errors import HemolabError
 from hemolab.patients._labs import LabHistory
 
-__all__ = ["LabObservations", "ephemeral_rows", "lab_observations"]
+__all__ = ["LabObservations", "ephemeral_patient", "ephemeral_rows", "lab_observations"]
 
 
 @dataclass(frozen=True)
@@ -33,10 +35,12 @@ class LabObservations:
     t_last: float  # the last observation, model time unit, patient's clock
 
 
-def ephemeral_rows(history: LabHistory) -> tuple[str, list[dict[str, Any]]]:
+def ephemeral_rows(
+    history: LabHistory, anchor: datetime | None = None
+) -> tuple[str, list[dict[str, Any]]]:
     """De-identify a one-patient history in memory: a temporary pseudonym (``T`` + 10 hex
-    digits, never stored) and times in hours from the first value (or the file's numeric
-    clock), like an import would."""
+    digits, never stored) and times in hours from ``anchor`` (default: the first value), or
+    on the file's numeric clock, like an import would."""
     ids = {r.source_id for r in history.records}
     if len(ids) != 1:
         raise HemolabError(
@@ -44,7 +48,8 @@ def ephemeral_rows(history: LabHistory) -> tuple[str, list[dict[str, Any]]]:
             "(import the file and pass --store and --patient)"
         )
     numeric = any(r.time_h is not None for r in history.records)
-    anchor = None if numeric else min(r.stamp for r in history.records if r.stamp is not None)
+    if not numeric and anchor is None:
+        anchor = min(r.stamp for r in history.records if r.stamp is not None)
     rows = []
     for r in history.records:
         if r.time_h is not None:
@@ -58,6 +63,43 @@ def ephemeral_rows(history: LabHistory) -> tuple[str, list[dict[str, Any]]]:
     return "T" + secrets.token_hex(5).upper(), sorted(
         rows, key=lambda x: (x["time_h"], x["analyte"])
     )
+
+
+def ephemeral_patient(
+    history: LabHistory, events: Any, model: Any, *, time_unit: str | None = None
+) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
+    """A lab history and a dosing history of the same patient on one clock, in memory.
+
+    Date-times on both sides: the clock starts at the earlier of the first lab value and the
+    first event (DATA-FORMATS §0: one anchor across a patient's sources). Numeric times on
+    both: the two files share their clock. A mix cannot be linked and is refused. The events
+    come back as rows in the model's units with ``TIME`` on that clock, ``ID`` 1 and no
+    ``DATETIME`` (a date is an identifier)."""
+    from hemolab.events import read_events
+    from hemolab.model._units import time_factor
+
+    ds = read_events(events, model=model, time_unit=time_unit)
+    if ds.n_subjects != 1:
+        raise HemolabError(f"the dosing history holds {ds.n_subjects} subjects; give one patient's")
+    ev_anchor = ds.anchor(ds.subject_ids[0])
+    numeric = any(r.time_h is not None for r in history.records)
+    if numeric == (ev_anchor is not None):
+        raise HemolabError(
+            "the labs and the dosing history use different clocks (one gives date-times, the "
+            "other numeric times); give both the same kind"
+        )
+    anchor = None
+    shift = 0.0
+    if ev_anchor is not None:
+        first_lab = min(r.stamp for r in history.records if r.stamp is not None)
+        anchor = min(first_lab, ev_anchor)
+        shift = (ev_anchor - anchor).total_seconds() / 3600.0 * time_factor("h", model.time_unit)
+    pseudonym, rows = ephemeral_rows(history, anchor)
+    frame = ds.to_pandas()
+    frame["ID"] = 1
+    frame["TIME"] = frame["TIME"] + shift
+    frame = frame.drop(columns=["ROW"])
+    return pseudonym, rows, json.loads(frame.to_json(orient="records") or "[]")
 
 
 def lab_observations(rows: Sequence[Mapping[str, Any]], model: Any) -> LabObservations:

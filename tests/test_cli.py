@@ -85,7 +85,9 @@ def assert_bad_input(result: Result, *fragments: str) -> str:
 
 def test_schemas_ship_for_every_json_command() -> None:
     assert schema_names() == [
+        "calibrate",
         "demo",
+        "forecast",
         "import",
         "models",
         "sbml-suite",
@@ -97,9 +99,9 @@ def test_schemas_ship_for_every_json_command() -> None:
         jsonschema.Draft202012Validator.check_schema(schema)
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
         assert load_schema(f"{name}.schema.json") == schema
-    available = "available: demo, import, models, sbml-suite, simulate"
+    available = "available: calibrate, demo, forecast, import, models, sbml-suite, simulate"
     with pytest.raises(hl.HemolabError, match=available):
-        load_schema("forecast")
+        load_schema("report")
 
 
 # --- models ---------------------------------------------------------------------------------

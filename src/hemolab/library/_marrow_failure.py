@@ -56,6 +56,7 @@ def marrow_failure_hb() -> Model:
                 "M",
                 "-kfail*M",
                 initial=1.0,
+                unit="1",
                 positive=True,
                 description="erythroid production capacity (fraction of normal)",
             ),

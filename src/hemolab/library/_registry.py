@@ -56,7 +56,7 @@ _REGISTRY: dict[str, LibraryEntry] = {
         _mackey_glass.mackey_glass, _mackey_glass.typical_run, steady_state=False
     ),
     "marrow_failure_hb": LibraryEntry(
-        _marrow_failure.marrow_failure_hb, _marrow_failure.typical_run
+        _marrow_failure.marrow_failure_hb, _marrow_failure.typical_run, steady_state=False
     ),
     "michor_cml": LibraryEntry(_michor.michor_cml, _michor.typical_run, steady_state=False),
     "romiplostim_wang2010": LibraryEntry(

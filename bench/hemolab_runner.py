@@ -276,28 +276,76 @@ def search_entry_point() -> str | None:
     return entry_point(_import_hemolab(), SEARCH_ENTRY_POINTS)
 
 
+def build_p3_model(hl: ModuleType) -> object:
+    """The P1 model with P3's priors (log-normal, SD ``P3_PRIOR_OMEGA`` on Slope, MTT and
+    Circ0 around the typical values) and its 15 % log-normal error on ``ANC`` (= Circ)."""
+    import dataclasses
+
+    return dataclasses.replace(
+        build_p1_model(hl),  # type: ignore[arg-type]
+        variability=hl.Variability.diagonal(
+            {name: P3_PRIOR_OMEGA**2 for name in P3_FREE}, source="BENCHMARKS.md P3"
+        ),
+        residual_error=(hl.ResidualError("ANC", "exponential", additive=P3_SIGMA),),
+    )
+
+
+def p3_patients(hl: ModuleType, observations: np.ndarray, fixed: list[dict[str, float]]) -> list:
+    """One ``hemolab.calibrate.Patient`` per row of ``observations`` (ANC = Circ at P3's times)."""
+    from hemolab.calibrate import Observations, Patient
+
+    doses = p3_doses()
+    return [
+        Patient(Observations.of(["ANC"] * len(P3_OBS_TIMES_H), P3_OBS_TIMES_H, y), doses, f)
+        for y, f in zip(np.asarray(observations), fixed, strict=True)
+    ]
+
+
 def run_p3(observations: np.ndarray, fixed: list[dict[str, float]]) -> tuple[float, SolveFn]:
     """MAP fits of P3 patients with hemolab: ``(compile_s, solve_fn)``.
 
-    ``solve_fn() -> (theta (n, 3) of Slope, MTT, Circ0, failures)``, started at
-    :data:`bench.problems.P3_START` with the priors of :mod:`bench.problems`, the data
-    passed as arguments.
-
-    Raises
-    ------
-    NotImplementedError
-        While :func:`calibration_entry_point` finds nothing; and, once it finds an entry
-        point, until this function is wired to it (its signature is not known yet).
+    ``solve_fn() -> (theta (n, 3) of Slope, MTT, Circ0, failures)``: every patient in one
+    batched ``hemolab.calibrate.fit_map_batch`` call (the data are arguments of the compiled
+    objective), started at :data:`bench.problems.P3_START`, at P3's tolerances.
     """
-    del observations, fixed
-    name = calibration_entry_point()
-    if name is None:
-        raise NotImplementedError(
-            f"{NOT_WIRED_CALIBRATION}: hemolab has none of {list(CALIBRATION_ENTRY_POINTS)}"
-        )
-    raise NotImplementedError(
-        f"{NOT_WIRED_CALIBRATION}: hemolab.{name} exists; wire it in bench/hemolab_runner.run_p3"
-    )
+    hl = _import_hemolab()
+    from hemolab.calibrate import fit_map_batch
+
+    start = time.perf_counter()
+    model = build_p3_model(hl)
+    hl.compile_model(model)
+    patients = p3_patients(hl, observations, fixed)
+    starts = [dict(zip(P3_FREE, P3_START.tolist(), strict=True))] * len(patients)
+    build_s = time.perf_counter() - start
+
+    def solve_fn() -> tuple[np.ndarray, dict[int, str]]:
+        fits = fit_map_batch(model, patients, rtol=P3_RTOL, atol=P3_ATOL, starts=starts)
+        theta = np.array([[f.estimate[name] for name in P3_FREE] for f in fits])
+        failures = {i: f"not converged (|g| {f.gradient_norm:.1e})"
+                    for i, f in enumerate(fits) if not f.converged}  # fmt: skip
+        return theta, failures
+
+    return build_s, solve_fn
+
+
+def run_p3_nuts(observations: np.ndarray, fixed: list[dict[str, float]]) -> dict[str, object]:
+    """NUTS for P3's patient (4 chains x (1000 warmup + 1000 draws), tolerance 1e-6):
+    first call (compiles) and a second timed call, with the diagnostics."""
+    hl = _import_hemolab()
+    from hemolab.calibrate import fit_map_batch, sample_nuts
+
+    model = build_p3_model(hl)
+    patients = p3_patients(hl, observations[:1], fixed[:1])
+    fits = fit_map_batch(model, patients, rtol=P3_RTOL, atol=P3_ATOL)
+    out: dict[str, object] = {}
+    for label, seed in (("first_call_s", 0), ("seconds", 1)):
+        start = time.perf_counter()
+        (post,) = sample_nuts(model, patients, chains=4, warmup=1000, draws=1000, seed=seed,
+                              start=fits)  # fmt: skip
+        out[label] = time.perf_counter() - start
+        out.update(max_rhat=float(post.rhat.max()), min_ess=float(post.ess.min()),
+                   divergences=post.divergences, mean_tree_steps=post.mean_tree_steps)  # fmt: skip
+    return out
 
 
 def p3_doses() -> object:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import os
+import re
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ _SCHEMA = (
         at_time TIMESTAMPTZ NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
         pseudonym TEXT, detail TEXT)""",
 )
+_PSEUDONYM = re.compile(r"P[0-9A-F]{10}")
 _AGE_CAP = 90  # HIPAA Safe Harbor: ages over 89 are reported as 90
 
 
@@ -237,11 +239,7 @@ class Store:
 
     def lab_values(self, pseudonym: str, *, actor_action: str = "read") -> list[dict[str, Any]]:
         """A patient's stored values in time order (the access is audited)."""
-        known = self._db.execute(
-            "SELECT count(*) FROM patients WHERE pseudonym = ?", [pseudonym]
-        ).fetchone()
-        if not known or not known[0]:
-            raise StoreError(f"no patient {pseudonym!r} in store {str(self.path)!r}")
+        self._known(pseudonym)
         cols = (
             "time_h",
             "analyte",
@@ -271,7 +269,13 @@ class Store:
             "SELECT count(*) FROM patients WHERE pseudonym = ?", [pseudonym]
         ).fetchone()
         if not known or not known[0]:
-            raise StoreError(f"no patient {pseudonym!r} in store {str(self.path)!r}")
+            # a source identifier given by mistake must not be echoed: only a well-formed
+            # pseudonym is named in the message
+            named = repr(pseudonym) if _PSEUDONYM.fullmatch(pseudonym) else "with that pseudonym"
+            raise StoreError(
+                f"no patient {named} in store {str(self.path)!r} (pseudonyms look like "
+                "P3F09A1C2B7; `hemolab import` prints them)"
+            )
 
     def record_forecast(self, pseudonym: str, forecast: dict[str, Any], fit_sha256: str) -> None:
         """Keep a forecast (``hemolab forecast --json`` fields) in the patient's history."""

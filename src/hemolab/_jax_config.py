@@ -6,7 +6,8 @@
   It takes effect only if JAX has not started its CPU backend before hemolab is imported.
 * A persistent compilation cache (``$HEMOLAB_JAX_CACHE``, default
   ``~/.cache/hemolab/jax``; empty to disable): a model's solver compiles once per machine,
-  not once per process (CLI runs, test workers, Ray/spawned workers).
+  not once per process (CLI runs, test workers, Ray/spawned workers). Bounded to 4 GiB, which
+  also makes JAX lock it across processes.
 """
 
 import os
@@ -28,5 +29,9 @@ if _cache:
         Path(_cache).mkdir(parents=True, exist_ok=True)
         jax.config.update("jax_compilation_cache_dir", _cache)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+        # a size bound turns on JAX's file lock around every cache read and write; without
+        # it entries are written in place, and a process reading one half-written (two test
+        # workers, a CLI run beside a benchmark) crashed in deserialisation
+        jax.config.update("jax_compilation_cache_max_size", 4 * 2**30)
     except OSError:  # a read-only home: run without the cache
         pass

@@ -4,10 +4,10 @@
 * One XLA host device per core (at most 8; ``HEMOLAB_HOST_DEVICES`` overrides, 1 disables):
   the engine runs a batch's halves on both cores at once (P2: 0.41 s -> 0.18 s on 2 cores).
   It takes effect only if JAX has not started its CPU backend before hemolab is imported.
-* A persistent compilation cache (``$HEMOLAB_JAX_CACHE``, default
-  ``~/.cache/hemolab/jax``; empty to disable): a model's solver compiles once per machine,
-  not once per process (CLI runs, test workers, Ray/spawned workers). Bounded to 4 GiB, which
-  also makes JAX lock it across processes.
+* A persistent compilation cache, opt-in (``$HEMOLAB_JAX_CACHE=DIR``): a model's solver then
+  compiles once per machine, not once per process. Off by default since jaxlib 0.10.2's CPU
+  executable (de)serialisation segfaulted twice in one test run (once reading, once writing
+  an entry; CHANGELOG). Bounded to 4 GiB, which also makes JAX lock it across processes.
 """
 
 import os
@@ -23,7 +23,7 @@ import jax  # noqa: E402  (XLA_FLAGS must be set first)
 
 jax.config.update("jax_enable_x64", True)
 
-_cache = os.environ.get("HEMOLAB_JAX_CACHE", str(Path.home() / ".cache" / "hemolab" / "jax"))
+_cache = os.environ.get("HEMOLAB_JAX_CACHE", "")
 if _cache:
     try:
         Path(_cache).mkdir(parents=True, exist_ok=True)

@@ -92,10 +92,6 @@ class BatchArrays(NamedTuple):
     max_steps: Any  # () int32
 
 
-def _pow2(x: int, minimum: int) -> int:
-    return max(minimum, 1 << max(0, int(x - 1).bit_length()))
-
-
 def _check(obs: Observations, variables: list[str], where: str) -> None:
     n = len(obs.observable)
     if n == 0 or not (len(obs.time) == len(obs.value) == len(obs.censored) == n):
@@ -127,7 +123,13 @@ def pack_batch(
     operation spec (what the compiled loop must handle)."""
     from hemolab.events import Schedule, build_schedule, read_events
     from hemolab.events._schedule import DoseProperties
-    from hemolab.solve._engine import ActionTable, _discontinuity_stops, _op_spec, _padded
+    from hemolab.solve._engine import (
+        ActionTable,
+        _discontinuity_stops,
+        _op_spec,
+        _padded,
+        _pow2,
+    )
 
     mdl = cm.model
     variables = list(mdl.state_names + mdl.observable_names)

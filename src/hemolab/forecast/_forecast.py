@@ -67,6 +67,19 @@ def laplace_draws(fit: Any, n: int, seed: int) -> dict[str, np.ndarray]:
     return {name: np.exp(phi[:, k]) for k, name in enumerate(fit.names)}
 
 
+def simulate_draws(
+    model: Any, events: Any, params: Mapping[str, Any], observable: str, **grid: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(time (T,), values (D, T))`` of ``observable`` over parameter draws, one batched
+    simulation; a draw whose solve failed is NaN. ``grid``: ``simulate``'s grid options."""
+    from hemolab._simulate import simulate
+
+    res = simulate(model, events, params=params, outputs=[observable], **grid)
+    values = np.array(res.variable(observable), dtype=np.float64)
+    values[np.asarray(res.status) != 0] = np.nan
+    return np.asarray(res.time[0], dtype=np.float64), values
+
+
 def forecast_from_fit(
     model: Any,
     fit: Any,
@@ -82,12 +95,8 @@ def forecast_from_fit(
     atol: float = 1e-8,
 ) -> Forecast:
     """Simulate ``n_draws`` Laplace draws of ``fit`` to ``t_end`` on a ``dt`` grid."""
-    from hemolab._simulate import simulate
-
     drawn = laplace_draws(fit, n_draws, seed)
     batch: dict[str, Any] = {**dict(params or {}), **drawn}
-    res = simulate(model, events, params=batch, t_end=t_end, dt=dt, outputs=[observable],
-                   rtol=rtol, atol=atol)  # fmt: skip
-    values = np.array(res.variable(observable), dtype=np.float64)
-    values[np.asarray(res.status) != 0] = np.nan
-    return Forecast(observable, np.asarray(res.time[0], dtype=np.float64), values, drawn)
+    time, values = simulate_draws(model, events, batch, observable, t_end=t_end, dt=dt,
+                                  rtol=rtol, atol=atol)  # fmt: skip
+    return Forecast(observable, time, values, drawn)

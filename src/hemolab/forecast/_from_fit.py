@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from hemolab._errors import HemolabError
-from hemolab.forecast._forecast import RESEARCH_USE, Forecast
+from hemolab.forecast._forecast import RESEARCH_USE, Forecast, simulate_draws
 from hemolab.forecast._threshold import Threshold, TimeToThreshold, time_to_threshold
 
 __all__ = ["ThresholdForecast", "plot_fan", "threshold_forecast"]
@@ -46,7 +46,6 @@ def threshold_forecast(
     observation; ``regimen``: planned doses (an event frame, times on the patient's clock)."""
     import pandas as pd
 
-    from hemolab._simulate import simulate
     from hemolab.events import read_events
 
     th = Threshold.parse(threshold) if isinstance(threshold, str) else threshold
@@ -71,10 +70,7 @@ def threshold_forecast(
     t_last = fit.t_last_observation
     params = fit.parameter_draws(n_draws, seed)
     grid = np.union1d(np.linspace(0.0, t_last + horizon, GRID_POINTS), [t_last])
-    res = simulate(model, events, params=params, grid=grid, outputs=[th.observable])
-    values = np.array(res.variable(th.observable), dtype=np.float64)
-    values[np.asarray(res.status) != 0] = np.nan
-    time = np.asarray(res.time[0], dtype=np.float64)
+    time, values = simulate_draws(model, events, params, th.observable, grid=grid)
     tt = time_to_threshold(time, values, th, start=t_last, horizon=horizon, level=level)
     return ThresholdForecast(Forecast(th.observable, time, values, params), tt, t_last,
                              model.time_unit)  # fmt: skip

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from hemolab._errors import HemolabError
-from hemolab.forecast._forecast import RESEARCH_USE, laplace_draws
+from hemolab.forecast._forecast import RESEARCH_USE, laplace_draws, simulate_draws
 from hemolab.forecast._threshold import Threshold, time_to_threshold
 
 __all__ = ["ForecastEntry", "forecast_history"]
@@ -58,7 +58,6 @@ def forecast_history(
     draws: int = 500,
 ) -> list[ForecastEntry]:
     """One forecast per cut (see the module docstring); ``method`` ``laplace`` or ``nuts``."""
-    from hemolab._simulate import simulate
     from hemolab.calibrate import Patient, fit_map_batch, sample_nuts
 
     th = Threshold.parse(threshold) if isinstance(threshold, str) else threshold
@@ -86,10 +85,7 @@ def forecast_history(
     t_data = [float(p.time.max()) for p in parts]
     grid = np.union1d(np.linspace(0.0, max(t_data) + horizon, 2001), t_data)
     params = {n: np.concatenate([s[n] for s in sets]) for n in sets[0]}
-    res = simulate(model, events, params=params, grid=grid, outputs=[th.observable])
-    values = np.array(res.variable(th.observable), dtype=np.float64)
-    values[np.asarray(res.status) != 0] = np.nan
-    time = np.asarray(res.time[0], dtype=np.float64)
+    time, values = simulate_draws(model, events, params, th.observable, grid=grid)
     out, start = [], 0
     for k, s in enumerate(sets):
         m = len(next(iter(s.values())))

@@ -234,11 +234,13 @@ def _rows(
 
         if events is not None:
             raise HemolabError(
-                "--events goes with --labs: a stored patient's dosing history must be imported "
-                "into the store first (not supported yet)"
+                "--events goes with --labs: a stored patient's dosing history is imported with "
+                "the labs (`hemolab import LABS --events EVENTS`) and used from the store"
             )
         with Store(store or DEFAULT_STORE) as st:
-            return patient, st.lab_values(patient, actor_action="calibrate"), None
+            rows = st.lab_values(patient, actor_action="calibrate")
+            stored = st.event_rows(patient, actor_action="calibrate")
+        return patient, rows, _stored_events(stored, patient, mdl)
     assert labs is not None
     from hemolab.patients import read_fhir, read_labs
     from hemolab.patients._observations import ephemeral_patient, ephemeral_rows
@@ -252,6 +254,25 @@ def _rows(
     if not events.is_file():
         raise HemolabError(f"dosing history {events.name!r} does not exist")
     return ephemeral_patient(history, events, mdl, time_unit=time_unit)
+
+
+def _stored_events(
+    stored: list[dict[str, Any]], patient: str, mdl: Any
+) -> list[dict[str, Any]] | None:
+    """A stored patient's events checked against the model (every §A rule), as fit rows:
+    ``TIME`` in the model's unit on the patient's clock, ``ID`` 1."""
+    if not stored:
+        return None
+    import pandas as pd
+
+    from hemolab.events import read_events
+
+    frame = pd.DataFrame(stored)
+    frame.insert(0, "ID", 1)
+    ds = read_events(frame, model=mdl, time_unit="h", file_name=f"the events of {patient}")
+    out = ds.to_pandas().drop(columns=["ROW"])
+    out["ID"] = 1
+    return json.loads(out.to_json(orient="records") or "[]")
 
 
 def _regimen(path: Path | None) -> Any:

@@ -42,6 +42,13 @@ def import_(
     source: Annotated[
         Path, typer.Argument(help="Lab history: CSV (§B) or FHIR R4 bundle (.json).")
     ],
+    events: Annotated[
+        Path | None,
+        typer.Option(
+            "--events",
+            help="The patients' dosing and transfusion history (§A; ID = the labs' patient).",
+        ),
+    ] = None,
     store: Annotated[Path, typer.Option("--store", help="Store directory.")] = Path(
         "hemolab-store"
     ),
@@ -63,6 +70,7 @@ def import_(
     not added again.
     """
     from hemolab.patients import read_fhir, read_labs
+    from hemolab.patients._event_history import read_event_history
     from hemolab.patients._keys import KeyTable, read_key
     from hemolab.store import Store
 
@@ -75,15 +83,27 @@ def import_(
             history = read_fhir(source, allow_partial_dates=allow_partial_dates)
         else:
             history = read_labs(source, time_unit=time_unit)
+        dosing = None
+        if events is not None:
+            if not events.is_file():
+                raise HemolabError(f"dosing history {events.name!r} does not exist")
+            dosing = read_event_history(events, time_unit=time_unit)
         with Store(store) as st:
             keys = KeyTable(st.path, key)
-            summary = st.import_labs(history, keys, source_bytes=raw)
+            summary = st.import_labs(
+                history,
+                keys,
+                source_bytes=raw,
+                events=dosing,
+                events_bytes=events.read_bytes() if events is not None else b"",
+            )
     except HemolabError as exc:
         raise _fail(str(exc)) from None
     doc = {
         "store": os.fspath(store),
         "import_id": summary.import_id,
         "n_values": summary.n_values,
+        "n_events": summary.n_events,
         "dropped": summary.dropped,
         "patients": [{"pseudonym": p, **info} for p, info in sorted(summary.patients.items())],
     }
@@ -92,9 +112,12 @@ def import_(
         return
     for p in doc["patients"]:
         state = "new patient" if p["new"] else "known patient"
+        extra = ""
+        if "n_events" in p:
+            extra = f", {p['n_events']} events added ({p['n_event_duplicates']} already stored)"
         console.print(
             f"{p['pseudonym']}: {p['n_values']} values added ({state}; "
-            f"{p['n_duplicates']} already stored)",
+            f"{p['n_duplicates']} already stored){extra}",
             highlight=False,
         )
     if summary.dropped:

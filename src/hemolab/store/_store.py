@@ -2,8 +2,9 @@
 
 One directory (``--store``, default ``./hemolab-store``) holds
 
-* ``hemolab.duckdb``: the de-identified tables (``patients``, ``lab_values``, ``imports``)
-  and ``audit``, one row per access to a patient's data (who, when, what, which pseudonym);
+* ``hemolab.duckdb``: the de-identified tables (``patients``, ``lab_values``, ``events``,
+  ``imports``, ``forecasts``) and ``audit``, one row per access to a patient's data (who,
+  when, what, which pseudonym);
 * ``keys.enc``: the encrypted key table (``hemolab.patients._keys``), the only file where a
   pseudonym meets an identifier.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import json
 import os
 import re
 import uuid
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from hemolab._errors import HemolabError
+from hemolab.patients._event_history import EventHistory
 from hemolab.patients._keys import KeyTable
 from hemolab.patients._labs import LabHistory
 
@@ -49,6 +52,9 @@ _SCHEMA = (
         time_unit TEXT NOT NULL, model TEXT NOT NULL, method TEXT NOT NULL,
         threshold TEXT NOT NULL, median DOUBLE, lower DOUBLE, upper DOUBLE, level DOUBLE NOT NULL,
         p_within_horizon DOUBLE NOT NULL, horizon DOUBLE NOT NULL, fit_sha256 TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS events (
+        pseudonym TEXT NOT NULL, time_h DOUBLE NOT NULL, seq INTEGER NOT NULL,
+        fields TEXT NOT NULL, import_id TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS audit (
         at_time TIMESTAMPTZ NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
         pseudonym TEXT, detail TEXT)""",
@@ -69,6 +75,31 @@ class ImportSummary:
     patients: dict[str, dict[str, Any]]  # pseudonym -> {"new", "n_values", "n_duplicates"}
     n_values: int
     dropped: dict[str, int]
+    n_events: int = 0
+
+
+def _link_fhir_subjects(events: EventHistory, history: LabHistory, keys: KeyTable) -> EventHistory:
+    """An events ``ID`` X names the FHIR patient whose subject reference is ``Patient/X`` when
+    no patient has the identifier X itself (a hospital's dosing export carries the MRN)."""
+    import dataclasses
+
+    lab_ids = {r.source_id for r in history.records}
+
+    def known(sid: str) -> bool:
+        return sid in lab_ids or keys.lookup(sid) is not None
+
+    alias = {sid: f"Patient/{sid}" for sid in events.source_ids
+             if not known(sid) and known(f"Patient/{sid}")}  # fmt: skip
+    if not alias:
+        return events
+    rows = tuple(dataclasses.replace(r, source_id=alias.get(r.source_id, r.source_id))
+                 for r in events.rows)  # fmt: skip
+    return dataclasses.replace(events, rows=rows)
+
+
+def _rows_text(rows: list[int]) -> str:
+    shown = ", ".join(map(str, rows[:10]))
+    return shown + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
 
 
 def _actor() -> str:
@@ -130,17 +161,32 @@ class Store:
         ]
 
     def import_labs(
-        self, history: LabHistory, keys: KeyTable, *, source_bytes: bytes
+        self,
+        history: LabHistory,
+        keys: KeyTable,
+        *,
+        source_bytes: bytes,
+        events: EventHistory | None = None,
+        events_bytes: bytes = b"",
     ) -> ImportSummary:
-        """De-identify ``history`` with ``keys`` and store it (see the module docstring)."""
+        """De-identify ``history`` (and the patients' ``events``) with ``keys`` and store them
+        (see the module docstring). An events row must belong to a patient of ``history`` or
+        one already in the store; a new patient's anchor is the first of its labs and events."""
         by_patient: dict[str, list[Any]] = defaultdict(list)
         for rec in history.records:
             by_patient[rec.source_id].append(rec)
         numeric = any(r.time_h is not None for r in history.records)
+        if events is not None:
+            events = _link_fhir_subjects(events, history, keys)
+            self._check_event_patients(history, events, keys, numeric)
         plan: list[tuple[str, bool, list[tuple[Any, ...]], int | None, str | None]] = []
+        anchors: dict[str, Any] = {}
         for source_id, recs in by_patient.items():
             known = keys.lookup(source_id)
             first = min((r.stamp for r in recs if r.stamp is not None), default=None)
+            if events is not None and first is not None:
+                first_event = events.first_stamp(source_id)
+                first = first if first_event is None else min(first, first_event)
             if known is not None and (known.anchor is None) != numeric:
                 raise StoreError(
                     f"patient {known.pseudonym} has a "
@@ -148,6 +194,7 @@ class Store:
                     f"but this file gives {'numeric times' if numeric else 'date-times'}"
                 )
             key = keys.assign(source_id, None if numeric else first)
+            anchors[source_id] = key
             rows = []
             for r in recs:
                 if r.time_h is not None:
@@ -180,6 +227,16 @@ class Store:
                     demo.sex if demo else None,
                 )
             )
+        event_rows: dict[str, list[tuple[float, int, str]]] = defaultdict(list)
+        for seq, ev in enumerate(events.rows if events is not None else ()):
+            key = anchors.get(ev.source_id) or keys.lookup(ev.source_id)
+            assert key is not None  # checked above
+            if ev.time_h is not None:
+                t = ev.time_h
+            else:
+                assert ev.stamp is not None and key.anchor is not None
+                t = (ev.stamp - key.anchor).total_seconds() / 3600.0
+            event_rows[key.pseudonym].append((t, seq, json.dumps(ev.fields, sort_keys=True)))
         keys.save()  # first: a failed transaction below leaves reusable pseudonyms, no orphans
         import_id = uuid.uuid4().hex[:12]
         now = datetime.now(UTC)
@@ -219,6 +276,7 @@ class Store:
                     "INSERT INTO audit VALUES (?, ?, 'import', ?, ?)",
                     [now, _actor(), pseudonym, f"import {import_id}: {added} lab values"],
                 )
+            n_events = self._insert_events(event_rows, patients, import_id, now)
             db.execute(
                 "INSERT INTO imports VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
@@ -231,11 +289,78 @@ class Store:
                     _actor(),
                 ],
             )
+            if events is not None:
+                db.execute(
+                    "INSERT INTO imports VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [f"{import_id}-events", now, "events",
+                     hashlib.sha256(events_bytes).hexdigest(), len(event_rows), n_events,
+                     _actor()],
+                )  # fmt: skip
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        return ImportSummary(import_id, patients, total, dict(history.dropped))
+        return ImportSummary(import_id, patients, total, dict(history.dropped), n_events)
+
+    def _check_event_patients(
+        self, history: LabHistory, events: EventHistory, keys: KeyTable, numeric: bool
+    ) -> None:
+        """Every events row belongs to a patient of the labs or of the store, on one clock."""
+        lab_ids = {r.source_id for r in history.records}
+        problems: list[str] = []
+        orphans = [r.row for r in events.rows
+                   if r.source_id not in lab_ids and keys.lookup(r.source_id) is None]  # fmt: skip
+        if orphans:
+            problems.append(
+                f"rows {_rows_text(orphans)}: the ID is no patient of the lab history or of the "
+                "store (it must be the labs' patient_id or FHIR subject reference)"
+            )
+        for sid in events.source_ids:
+            known = keys.lookup(sid)
+            lab_clock = numeric if sid in lab_ids else None
+            store_clock = None if known is None else known.anchor is None
+            for clock in (lab_clock, store_clock):
+                if clock is not None and clock != events.numeric:
+                    rows = [r.row for r in events.rows if r.source_id == sid]
+                    problems.append(
+                        f"rows {_rows_text(rows)}: the events give "
+                        f"{'numeric times' if events.numeric else 'date-times'} but this "
+                        f"patient's labs use {'numeric times' if clock else 'date-times'}; "
+                        "one patient has one clock"
+                    )
+                    break
+        if problems:
+            raise StoreError(f"{events.file}: " + "; ".join(problems))
+
+    def _insert_events(
+        self,
+        event_rows: dict[str, list[tuple[float, int, str]]],
+        patients: dict[str, dict[str, Any]],
+        import_id: str,
+        now: datetime,
+    ) -> int:
+        total = 0
+        for pseudonym, rows in event_rows.items():
+            added = 0
+            for t, seq, fields in rows:
+                dup = self._db.execute(
+                    "SELECT count(*) FROM events WHERE pseudonym = ? AND time_h = ? AND fields = ?",
+                    [pseudonym, t, fields],
+                ).fetchone()
+                if dup and dup[0]:
+                    continue
+                self._db.execute(
+                    "INSERT INTO events VALUES (?, ?, ?, ?, ?)",
+                    [pseudonym, t, seq, fields, import_id],
+                )
+                added += 1
+            info = patients.setdefault(pseudonym, {"new": False, "n_values": 0,
+                                                   "n_duplicates": 0})  # fmt: skip
+            info["n_events"] = added
+            info["n_event_duplicates"] = len(rows) - added
+            total += added
+            self.audit("import", pseudonym, f"import {import_id}: {added} events")
+        return total
 
     def lab_values(self, pseudonym: str, *, actor_action: str = "read") -> list[dict[str, Any]]:
         """A patient's stored values in time order (the access is audited)."""
@@ -258,6 +383,18 @@ class Store:
         ).fetchall()
         self.audit(actor_action, pseudonym, f"{len(rows)} lab values")
         return [dict(zip(cols, r, strict=True)) for r in rows]
+
+    def event_rows(self, pseudonym: str, *, actor_action: str = "read") -> list[dict[str, Any]]:
+        """A patient's stored events (``TIME`` in hours on the patient's clock, then the cells
+        as imported; ``II`` and ``DUR`` in hours), in time and file order (audited)."""
+        self._known(pseudonym)
+        rows = self._db.execute(
+            "SELECT e.time_h, e.fields FROM events e JOIN imports i USING (import_id) "
+            "WHERE e.pseudonym = ? ORDER BY e.time_h, i.created, e.seq",
+            [pseudonym],
+        ).fetchall()
+        self.audit(actor_action, pseudonym, f"{len(rows)} events")
+        return [{"TIME": t, **json.loads(fields)} for t, fields in rows]
 
     _FORECAST_COLS = (
         "made_at", "t_data", "time_unit", "model", "method", "threshold", "median", "lower",

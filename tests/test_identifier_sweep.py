@@ -88,6 +88,7 @@ def test_identifiers_never_reach_an_output_a_log_or_a_file(
                            "--json").stdout)  # fmt: skip
     who = imp["patients"][0]["pseudonym"]
     s.run("import", csv, "--store", store, "--key-file", key)  # same patient, same MRN
+    s.run("import", bundle, "--events", events, "--store", store, "--key-file", key)  # + doses
     fit = work / "fit.json"
     s.run("calibrate", "marrow_failure_hb", "--store", store, "--patient", who, "--method",
           "laplace", "--out", fit, "--gof", work / "gof.png", "--json")  # fmt: skip
@@ -121,6 +122,11 @@ def test_identifiers_never_reach_an_output_a_log_or_a_file(
     bad_events.write_text(f"ID,DATETIME,EVID,AMT,CMT\n{MRN},{BIRTH}T10:30:00Z,9,1.0,{NAME[0]}\n")
     s.run("calibrate", "marrow_failure_hb", "--labs", bundle, "--events", bad_events,
           "--out", work / "x.json", code=2)  # fmt: skip
+    s.run("import", bundle, "--events", bad_events, "--store", store, "--key-file", key, code=2)
+    noted = inputs / "noted_events.csv"
+    noted.write_text(f"ID,DATETIME,EVID,AMT,CMT,NOTE\n{MRN},2026-08-15T10:30:00Z,1,1,Hb1,"
+                     f"{NAME[0]} {PHONE}\n{NAME[1]},{BIRTH}T00:00:00Z,1,1,Hb1,\n")  # fmt: skip
+    s.run("import", bundle, "--events", noted, "--store", store, "--key-file", key, code=2)
     s.run("calibrate", "marrow_failure_hb", "--store", store, "--patient", MRN, "--out",
           work / "x.json", code=2)  # fmt: skip
     edited = inputs / "edited.json"  # an input, like the other files carrying identifiers

@@ -27,7 +27,7 @@ from hemolab.store import Store, StoreError
 
 # a red-cell top-up of 1.5 g/dL ten days after the fourth CBC, into the youngest red cells
 TOP_UP = f"ID,DATETIME,EVID,AMT,CMT\n{MRN},2026-08-14T10:30:00Z,1,1.5,Hb1\n"
-IDENTIFIERS = (MRN, "7730021", "2026-08-14", "2026-05-04")
+IDENTIFIERS = (MRN, "7730021", "2026-08-14", "2026-05-04", "Grace")
 
 
 def run(*args: str | Path) -> Result:
@@ -131,6 +131,18 @@ def test_bad_events_are_refused_and_nothing_is_stored(
     refused(f"ID,TIME,EVID,AMT,CMT\n{MRN},100,1,1.5,Hb1\n", "one patient has one clock",
             extra=("--time-unit", "d"))  # fmt: skip
     refused("EVID,AMT\n1,2\n", "column ID: missing", "exactly one of TIME")
+    # nothing free-text is stored: a comment column, a name in a named column, mixing's DONOR
+    refused(
+        f"ID,DATETIME,EVID,AMT,CMT,NOTE,EVENT,DONOR,PRODUCT\n"
+        f"{MRN},2026-08-14T10:30:00Z,1,1.5,Hb1,Grace Hopper,,,\n"
+        f"{MRN},2026-08-15T10:30:00Z,1,x,Hb 1,,,,\n"
+        f"{MRN},2026-08-16T10:30:00Z,2,,,,mix,{MRN},\n"
+        f"{MRN},2026-08-17T10:30:00Z,2,,,,transfusion,,PLASMA-X\n",
+        "6 problems", "row 1, column NOTE: expected a number (a covariate; free text",
+        "row 2, column AMT: expected a number", "row 2, column CMT: expected a state",
+        "row 3, column EVENT: sample mixing cannot be imported", "row 3, column DONOR",
+        "row 4, column PRODUCT: expected one of PLASMA, PLT_APH",
+    )  # fmt: skip
     with Store(store) as st:
         assert st._db.execute("SELECT count(*) FROM events").fetchone() == before
         assert st._db.execute("SELECT count(*) FROM lab_values").fetchone() == labs_before
@@ -143,9 +155,7 @@ def test_numeric_clocks_convert_durations_to_hours_and_bad_rows_fail_at_calibrat
     values = "".join(f"7,{t},718-7,{13 - t / 30:.2f},g/dL\n" for t in range(0, 181, 30))
     labs.write_text("patient_id,time,loinc,value,unit\n" + values)
     events = tmp_path / "ev.csv"
-    events.write_text(
-        "ID,TIME,EVID,AMT,CMT,II,ADDL,DUR\n7,10,1,1.0,Hb1,7,2,\n7,50,1,1,Hb1,,,0.5\n"
-    )
+    events.write_text("ID,TIME,EVID,AMT,CMT,II,ADDL,DUR\n7,10,1,1.0,Hb1,7,2,\n7,50,1,1,Hb1,,,0.5\n")
     history = read_event_history(events, time_unit="d")
     assert [r.time_h for r in history.rows] == [240.0, 1200.0]
     assert history.rows[0].fields["II"] == 168.0 and history.rows[1].fields["DUR"] == 12.0

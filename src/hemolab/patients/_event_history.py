@@ -3,21 +3,26 @@
 An import knows no model, so only what does not need one is checked and converted here: the
 ``ID`` (a source identifier, matched to the labs' patients through the key table), the clock
 (``TIME`` with ``--time-unit``, or ``DATETIME`` with a UTC offset), the durations ``II`` and
-``DUR`` (to hours, the store's unit) and ``EVID``. Every other cell is kept as written. The
-rows are checked against a model when one is calibrated to them (``hemolab.events.read_events``,
-with every rule of §A). Messages name file, row and column, never an ``ID`` or a date.
+``DUR`` (to hours, the store's unit), the numeric columns and the vocabularies of §A. What is
+stored must not identify anyone, so a column that §A does not name is kept only when it is
+numeric (a covariate): free text (a comment, a name) is refused, and so is sample mixing,
+whose ``DONOR`` names another patient. The rows are checked against a model when one is
+calibrated to them (``hemolab.events.read_events``, every rule of §A). Messages name file,
+row and column, never a cell's text.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from hemolab._errors import DatasetError, DatasetIssue
-from hemolab.events._checks import _is_missing, _parse_datetime
+from hemolab.events._checks import _ABO, _RHD, _is_missing, _parse_datetime
+from hemolab.events._common import EVENT_KINDS, PRODUCTS, RESERVED_COLUMNS
 from hemolab.events._dataset import _load, _normalize_id
 from hemolab.model._units import TIME_UNITS
 
@@ -26,6 +31,17 @@ __all__ = ["EventHistory", "EventRow", "read_event_history"]
 _CLOCK = ("ID", "TIME", "DATETIME")
 _DURATIONS = ("II", "DUR")
 _EVIDS = frozenset({0, 1, 2, 3, 4, 5, 6})
+_NUMERIC = frozenset({"EVID", "AMT", "RATE", "ADDL", "SS", "MDV", "DV", "CENS", "LIMIT", "OCC",
+                      "VOLUME", "UNITS", "FRACTION", "DEPLETE", "HB_G", "HCT", "PLT_E9",
+                      "VALUE"})  # fmt: skip
+_VOCABULARY = {
+    "EVENT": frozenset(k for k in EVENT_KINDS if k != "mix"),
+    "PRODUCT": frozenset(PRODUCTS),
+    "ABO": _ABO,
+    "RHD": _RHD,
+}
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}|-?[0-9]+")  # CMT, DVID, PARAM
+_UNIT = re.compile(r"[A-Za-z0-9_\[\]/.*^{}%'-]{1,32}")  # AMT_UNIT (UCUM), PART (state list)
 
 
 @dataclass(frozen=True)
@@ -103,12 +119,36 @@ def read_event_history(
         try:
             x = float(cell)
         except (TypeError, ValueError):
-            issue(i + 1, col, "is not a number")
+            what = "a number" if col in RESERVED_COLUMNS else "a number (a covariate; free text "
+            what += "" if col in RESERVED_COLUMNS else "is not stored)"
+            issue(i + 1, col, f"expected {what}")
             return None
         if not math.isfinite(x):
             issue(i + 1, col, "is not a finite number")
             return None
         return x
+
+    def _cell(i: int, col: str, text: str) -> str | None:
+        """A cell as written, if §A allows it in the store; else None and an issue."""
+        if col in _NUMERIC or col not in RESERVED_COLUMNS:
+            if number(i, col) is None:
+                return None
+        elif col in _VOCABULARY:
+            allowed = _VOCABULARY[col]
+            if (text.lower() if col == "EVENT" else text.upper()) not in allowed:
+                if col == "EVENT" and text.lower() == "mix":
+                    issue(i + 1, col, "sample mixing cannot be imported: its DONOR names "
+                          "another patient (simulate it from an events file instead)")  # fmt: skip
+                else:
+                    issue(i + 1, col, f"expected one of {', '.join(sorted(allowed))}")
+                return None
+        elif col == "DONOR":
+            issue(i + 1, col, "sample mixing cannot be imported: DONOR names another patient")
+            return None
+        elif not (_NAME if col in ("CMT", "DVID", "PARAM") else _UNIT).fullmatch(text):
+            issue(i + 1, col, "expected a state, observable or parameter name, or a unit")
+            return None
+        return text
 
     rows: list[EventRow] = []
     ended: set[str] = set()
@@ -141,6 +181,9 @@ def read_event_history(
         evid = number(i, "EVID") if "EVID" in columns else 0.0
         if evid is not None and (not float(evid).is_integer() or int(evid) not in _EVIDS):
             issue(i + 1, "EVID", "expected 0 to 6 (DATA-FORMATS §A)")
+            evid = None
+        if evid is None and "EVID" in columns:
+            columns["EVID"][i] = None  # reported once
         fields: dict[str, Any] = {}
         for col, cells in columns.items():
             if col in _CLOCK:
@@ -150,7 +193,7 @@ def read_event_history(
                 fields[col] = None if x is None else x * to_h
                 continue
             value = cells[i]
-            fields[col] = None if _is_missing(value) else str(value).strip()
+            fields[col] = None if _is_missing(value) else _cell(i, col, str(value).strip())
         rows.append(EventRow(sid, i + 1, time_h, stamp, fields))
     if issues:
         raise DatasetError(issues)

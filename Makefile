@@ -30,7 +30,7 @@ test: install
 	# that had started Ray segfaulted in later tests (design note 010)
 	$(ONE_DEVICE) $(BIN)/python -m pytest -q -p no:cacheprovider -m ray --cov --cov-report= \
 		--cov-fail-under=0 tests/test_ray_backend.py
-	$(ONE_DEVICE) $(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup --cov --cov-append \
+	$(ONE_DEVICE) $(BIN)/python -m pytest -n $(WORKERS) --dist worksteal --cov --cov-append \
 		--cov-report=term
 	# the tracer-leak lane (STYLE.md): the solver loop and triggers under JAX's leak checker
 	JAX_CHECK_TRACER_LEAKS=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
@@ -39,7 +39,7 @@ test: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m conformance tests/test_sbml_conformance.py
 
 test-fast: install
-	$(ONE_DEVICE) $(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup -m "not slow"
+	$(ONE_DEVICE) $(BIN)/python -m pytest -n $(WORKERS) --dist worksteal -m "not slow"
 
 bench: install
 	$(BIN)/python bench/run.py all

@@ -4,6 +4,7 @@ model → compile → schedule → solve → results → analysis. See README.md
 """
 
 from hemolab import _jax_config  # noqa: F401  (float64 and the compile cache, first)
+from hemolab._caches import clear_caches as clear_caches
 from hemolab._errors import (
     DatasetError as DatasetError,
     DatasetIssue as DatasetIssue,
@@ -76,6 +77,7 @@ __all__ = [
     "UnsupportedSBMLError",
     "Variability",
     "__version__",
+    "clear_caches",
     "compile_model",
     "get_model",
     "list_models",

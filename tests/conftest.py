@@ -66,7 +66,7 @@ def one_cmt() -> hl.Model:
 
 
 # A test whose worker dies (a segfault in native code) runs once more in a fresh worker; a
-# second crash fails it. Ordinary failures are never rerun. Design note 010.
+# second crash fails it. Ordinary failures are never rerun. Design note 016.
 _CRASHED: set[str] = set()
 
 
@@ -90,7 +90,7 @@ def pytest_report_teststatus(report: pytest.TestReport):
 # XLA:CPU keeps about three memory mappings per compiled executable; a worker that compiles
 # every test's functions passed Linux's vm.max_map_count (65,530) halfway through the suite
 # and XLA segfaulted in its compiler. Past this many mappings, a module's compiled functions
-# are released when it ends (hemolab.clear_caches; design note 010).
+# are released when it ends (hemolab.clear_caches; design note 016).
 _MAP_BUDGET = 24_000
 
 

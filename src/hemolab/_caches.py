@@ -6,7 +6,7 @@ three per executable). They are freed only with the executable, and JAX, the eng
 compiled model), the calibration kernels and the NUTS runners keep theirs for reuse. A process
 that compiles many thousands of distinct functions (a test session, a service that loads model
 after model) reaches Linux's ``vm.max_map_count`` (65,530 by default), and XLA then crashes
-inside its compiler instead of reporting the failed ``mmap`` (design note 010). Calling
+inside its compiler instead of reporting the failed ``mmap`` (design note 016). Calling
 :func:`clear_caches` drops them all; the next call of each function compiles it again.
 """
 

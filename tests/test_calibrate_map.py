@@ -68,3 +68,40 @@ def test_calibration_inputs_are_checked_before_any_solve() -> None:
         fit_map(model, Observations.of(["Neut"], [24.0], [3.0]))
     with pytest.raises(CalibrationError, match="declares no variability"):
         fit_map(get_model("michor_cml"), obs)
+
+
+def test_exact_hessian_matches_differences_of_the_exact_gradient() -> None:
+    """The kernel's Hessian (forward over forward, by polarization) against central
+    differences of its gradient (forward mode), and its value and gradient against the
+    kernel's other entry points, for two patients at different points."""
+    import jax.numpy as jnp
+
+    from hemolab.calibrate import Patient
+    from hemolab.calibrate._kernel import get_kernel, residual_outputs
+    from hemolab.calibrate._problem import pack_batch
+
+    model = get_model("marrow_failure_hb")
+    cm = hl.compile_model(model)
+    names = tuple(model.variability.parameters)
+    t = np.arange(0.0, 181.0, 30.0)
+    patients = [Patient(Observations.of(["Hb"] * t.size, t, 13.0 - k * t / 40.0)) for k in (1, 2)]
+    arrays, width, spec = pack_batch(cm, patients, names, residual_outputs(model),
+                                     rtol=1e-11, atol=1e-13)  # fmt: skip
+    kernel = get_kernel(cm, names, width, spec)
+    dev = type(arrays)(*(jnp.asarray(x) for x in arrays))
+    phi = np.array(arrays.log_pop, dtype=np.float64)  # padded rows stay at the prior centre
+    phi[:2] += [[0.05, 0.3, -0.02], [-0.04, -0.2, 0.01]]
+    v, g, h = (np.asarray(x)[:2] for x in kernel.value_grad_hess(jnp.asarray(phi), dev))
+    v1, g1 = (np.asarray(x)[:2] for x in kernel.value_grad(jnp.asarray(phi), dev))
+    np.testing.assert_allclose(v, v1, rtol=1e-12)
+    np.testing.assert_allclose(g, g1, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(h, np.transpose(h, (0, 2, 1)), rtol=1e-12, atol=1e-12)
+    step = 1e-5
+    for i in range(len(names)):
+        up, down = phi.copy(), phi.copy()
+        up[:, i] += step
+        down[:, i] -= step
+        gu = np.asarray(kernel.value_grad(jnp.asarray(up), dev)[1])[:2]
+        gd = np.asarray(kernel.value_grad(jnp.asarray(down), dev)[1])[:2]
+        fd = (gu - gd) / (2 * step)
+        np.testing.assert_allclose(h[:, :, i], fd, rtol=1e-5, atol=1e-5 * np.abs(h).max())

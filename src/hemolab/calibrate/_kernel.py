@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -35,7 +35,82 @@ class Kernel:
     value_grad: Callable[[Any, BatchArrays], tuple[Any, Any]]
     value_grad_hess: Callable[[Any, BatchArrays], tuple[Any, Any, Any]]
     value_grad_raw: Callable[[Any, BatchArrays], tuple[Any, Any]]  # un-jitted (for NUTS)
+    # (φ0, n patients, max iterations, arrays) -> LmResult: the whole MAP search, compiled
+    levenberg_marquardt: Callable[..., Any]
     model: Any  # keeps the compiled model (the cache key holds its id) alive
+
+
+class LmResult(NamedTuple):
+    """Where the MAP search ended, per patient (padding rows included)."""
+
+    phi: Any  # (N, d)
+    value: Any  # (N,)
+    grad: Any  # (N, d)
+    hess: Any  # (N, d, d)
+    iterations: Any  # (N,)
+    start_value: Any  # (N,) the objective at φ0 (not finite: the model failed to solve)
+
+
+GRAD_TOL = 1e-6  # stop when every |∂f/∂φ_k| is below this (f in log-likelihood units)
+
+
+def _levenberg_marquardt(objective: Callable[..., Any], vgh: Callable[..., Any]) -> Callable:
+    """A damped Newton search on the exact Hessian (Levenberg–Marquardt with Marquardt's
+    diagonal scaling), every patient with its own damping and stopping, all in one compiled
+    loop: a Python loop paid about a third of a P3 fit in dispatch and conversions."""
+    import jax
+    import jax.numpy as jnp
+
+    def run(phi0: Any, n: Any, max_iterations: Any, a: BatchArrays) -> LmResult:
+        # Two phases share one loop, so that the program holds one copy of each solve: a
+        # refresh (value, gradient and Hessian where a step was accepted, or at the start)
+        # and a step (one damped Newton trial per active patient, judged by its value).
+        N, d = phi0.shape
+        eye = jnp.eye(d)
+        real = jnp.arange(N) < n
+
+        def refresh(state: tuple) -> tuple:
+            k, phi, f, g, h, lam, active, iterations, need, f0 = state
+            f_new, g_new, h_new = vgh(phi, a)
+            f = jnp.where(need, f_new, f)
+            g = jnp.where(need[:, None], g_new, g)
+            h = jnp.where(need[:, None, None], h_new, h)
+            f0 = jnp.where(k == 0, f_new, f0)
+            active = active & jnp.isfinite(f) & (jnp.max(jnp.abs(g), axis=1) >= GRAD_TOL)
+            return k, phi, f, g, h, lam, active, iterations, jnp.zeros_like(need), f0
+
+        def step(state: tuple) -> tuple:
+            k, phi, f, g, h, lam, active, iterations, _, f0 = state
+            iterations = iterations + active
+            scale = jnp.maximum(jnp.abs(jnp.diagonal(h, axis1=1, axis2=2)), 1e-8)
+            damped = h + lam[:, None, None] * (scale[:, :, None] * eye)
+            delta = -jnp.linalg.solve(damped, g[..., None])[..., 0]
+            fallback = -g / jnp.maximum(1.0, lam)[:, None]
+            delta = jnp.where(jnp.all(jnp.isfinite(delta), axis=1, keepdims=True), delta, fallback)
+            trial = jnp.where(active[:, None], phi + jnp.clip(delta, -2.0, 2.0), phi)
+            ft = objective(trial, a)
+            accept = active & jnp.isfinite(ft) & (ft <= f)
+            small = accept & (jnp.max(jnp.abs(trial - phi), axis=1) < 1e-10)
+            phi = jnp.where(accept[:, None], trial, phi)
+            f = jnp.where(accept, ft, f)
+            lam = jnp.where(accept, jnp.maximum(lam / 5.0, 1e-9), jnp.where(active, lam * 10, lam))
+            active = active & ~small & (lam <= 1e12)
+            return k + 1, phi, f, g, h, lam, active, iterations, accept, f0
+
+        def cond(state: tuple) -> Any:
+            k, *_, active, _, need, _ = state
+            return jnp.any(need) | ((k < max_iterations) & jnp.any(active))
+
+        def body(state: tuple) -> tuple:
+            return jax.lax.cond(jnp.any(state[8]), refresh, step, state)
+
+        inf = jnp.full(N, jnp.inf)
+        state = (jnp.asarray(0), phi0, inf, jnp.zeros((N, d)), jnp.zeros((N, d, d)),
+                 jnp.full(N, 1e-3), real, jnp.zeros(N, jnp.int32), real, inf)  # fmt: skip
+        _, phi, f, g, h, _, _, iterations, _, f0 = jax.lax.while_loop(cond, body, state)
+        return LmResult(phi, f, g, h, iterations, f0)
+
+    return run
 
 
 def residual_outputs(mdl: Any) -> tuple[str, ...]:
@@ -159,6 +234,7 @@ def _build(cm: Any, names: tuple[str, ...], n_outputs: int, spec: Spec) -> Kerne
 
     return Kernel(
         names=names,
+        levenberg_marquardt=jax.jit(_levenberg_marquardt(objective, value_grad_hess)),
         out_names=out_names,
         value=jax.jit(objective),
         value_grad=jax.jit(value_grad),

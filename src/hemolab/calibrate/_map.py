@@ -8,8 +8,8 @@ values below the LLOQ as censored observations (NONMEM's M3: ``-log Φ``).
 
 The objective is minimised by a damped Newton method (Levenberg–Marquardt on the exact
 Hessian) with forward-over-forward derivatives through the solver (``_kernel``), many
-patients per call:
-reverse mode cannot pass the solver's adaptive ``while_loop``. The same exact Hessian at the
+patients per call and the whole search in one compiled loop: reverse mode cannot pass the
+solver's adaptive ``while_loop``. The same exact Hessian at the
 optimum gives the Laplace covariance of ``φ``.
 """
 
@@ -97,7 +97,7 @@ def fit_map_batch(
                                  rtol=rtol, atol=atol)  # fmt: skip
     kernel = get_kernel(cm, names, T, spec)
     dev = type(arrays)(*(jnp.asarray(x) for x in arrays))
-    n, N = len(patients), int(arrays.inputs.shape[0])
+    n = len(patients)
     phi = np.array(arrays.log_pop, dtype=np.float64)
     if starts is not None:
         if len(starts) != n:
@@ -107,42 +107,12 @@ def fit_map_batch(
                 if name in s:
                     phi[i, k] = math.log(float(s[name]))
 
-    def vgh(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        v, g, h = kernel.value_grad_hess(jnp.asarray(p), dev)
-        return np.array(v), np.array(g), np.array(h)
-
-    f, g, h = vgh(phi)
-    bad = [i for i in range(n) if not math.isfinite(f[i])]
+    res = kernel.levenberg_marquardt(jnp.asarray(phi), n, max_iterations, dev)
+    phi, f, g, h, iterations, f0 = (np.asarray(x) for x in res)
+    bad = [i for i in range(n) if not math.isfinite(f0[i])]
     if bad:
         raise CalibrationError(f"patient(s) {bad}: the objective is not finite at the start "
                                "(the model failed to solve)")  # fmt: skip
-    lam = np.full(N, 1e-3)
-    active = np.arange(N) < n
-    iterations = np.zeros(N, int)
-    for _ in range(max_iterations):
-        active &= np.max(np.abs(g), axis=1) >= 1e-6
-        if not active.any():
-            break
-        iterations[active] += 1
-        diag = np.maximum(np.abs(np.diagonal(h, axis1=1, axis2=2)), 1e-8)
-        damped = h + lam[:, None, None] * (diag[:, :, None] * np.eye(len(names)))
-        step = np.zeros_like(phi)
-        for i in np.flatnonzero(active):
-            try:
-                step[i] = -np.linalg.solve(damped[i], g[i])
-            except np.linalg.LinAlgError:
-                step[i] = -g[i] / max(1.0, lam[i])
-        trial = phi + np.clip(step, -2.0, 2.0)
-        ft = np.asarray(kernel.value(jnp.asarray(trial), dev))
-        accept = active & np.isfinite(ft) & (ft <= f)
-        small = accept & (np.max(np.abs(trial - phi), axis=1) < 1e-10)
-        phi[accept], f[accept] = trial[accept], ft[accept]
-        lam[accept] = np.maximum(lam[accept] / 5.0, 1e-9)
-        lam[active & ~accept] *= 10.0
-        active &= ~small & (lam <= 1e12)
-        if accept.any():
-            _, g_new, h_new = vgh(phi)
-            g[accept], h[accept] = g_new[accept], h_new[accept]
     fits = []
     for i in range(n):
         try:

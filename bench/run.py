@@ -935,11 +935,13 @@ def print_tables(results: dict[str, Result]) -> None:
                 notes.append(f"{d['simulations']} simulations (nfev {d['nfev']})")
             if "evals_per_s" in d:
                 notes.append(f"{rounded(d['evals_per_s'], 3)} evals/s")
+            ratios = result["ratios"]  # P3 names its single-fit ratio apart from the batch's
+            ratio = ratios.get(name, ratios.get(f"{name} (single fit)"))
             table.add_row(
                 name,
                 str(rounded(d["seconds"])),
                 str(rounded(d["min_s"])),
-                str(rounded(result["ratios"][name], 3)),
+                str(rounded(ratio, 3)) if ratio is not None else "",
                 _format_accuracy(d["accuracy"]),
                 str(len(d["failed"])),
                 "; ".join(notes),

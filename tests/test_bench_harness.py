@@ -116,3 +116,26 @@ def test_p3_hemolab_fit_matches_the_tight_reference_map() -> None:
     for i in range(2):
         ref = p3_reference_map(obs[i], fixed[i], cache_dir=None)
         np.testing.assert_allclose(theta[i], ref, rtol=P3_MAP_GATE_REL)
+
+
+def test_p3_report_prints_the_single_fit_and_batch_ratios(capsys: pytest.CaptureFixture) -> None:
+    """The P3 table names its single-fit ratio apart from the batch's (it raised KeyError)."""
+    from types import SimpleNamespace
+
+    from bench.run import finish_p3, print_tables
+
+    peer = {"seconds": 0.016, "min_s": 0.015, "extrapolated": False, "n_measured": 1,
+            "accuracy": {"map_max_rel_error": 7e-6}, "failed": {}, "load_s": 0.05,
+            "simulations": 34, "nfev": 10, "seconds_per_simulation": 0.0005}  # fmt: skip
+    batch = {"seconds": 1.56, "min_s": 1.5, "extrapolated": False, "n_measured": 50,
+             "accuracy": {"map_max_rel_error": 1e-4}, "failed": {}}  # fmt: skip
+    hemolab = {"hemolab_s": 2.8, "min_s": 2.7, "compile_s": 17.0,
+               "accuracy": {"map_max_rel_error": 1.6e-6}, "failed_patients": {},
+               "single_fit": {"hemolab_s": 0.032}}  # fmt: skip
+    ctx = SimpleNamespace(n=50, reference_s=0.01)
+    result = finish_p3(ctx, {"libroadrunner-lsq": peer, "libroadrunner-lsq-batch": batch},
+                       hemolab)  # type: ignore[arg-type]  # fmt: skip
+    assert result["ratios"]["libroadrunner-lsq (single fit)"] == pytest.approx(0.5)
+    print_tables({"P3": {**result, "peak_rss_mb": None}})  # main() adds the peak RSS
+    out = capsys.readouterr().out
+    assert "│ 0.5 " in out and "│ 0.557 " in out

@@ -276,7 +276,7 @@ class Store:
                     "INSERT INTO audit VALUES (?, ?, 'import', ?, ?)",
                     [now, _actor(), pseudonym, f"import {import_id}: {added} lab values"],
                 )
-            n_events = self._insert_events(event_rows, patients, import_id, now)
+            n_events = self._insert_events(event_rows, patients, import_id)
             db.execute(
                 "INSERT INTO imports VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
@@ -337,7 +337,6 @@ class Store:
         event_rows: dict[str, list[tuple[float, int, str]]],
         patients: dict[str, dict[str, Any]],
         import_id: str,
-        now: datetime,
     ) -> int:
         total = 0
         for pseudonym, rows in event_rows.items():

@@ -26,12 +26,11 @@ _CACHE: dict[tuple[Any, ...], Kernel] = {}
 
 @dataclass(frozen=True)
 class Kernel:
-    """Jitted functions of ``(φ, arrays)``: value ``(N,)``; value and gradient ``(N, d)``;
-    value, gradient and Hessian ``(N, d, d)``."""
+    """Jitted functions of ``(φ, arrays)``: value and gradient ``(N, d)``; value, gradient
+    and Hessian ``(N, d, d)``; the whole MAP search."""
 
     names: tuple[str, ...]
     out_names: tuple[str, ...]
-    value: Callable[[Any, BatchArrays], Any]
     value_grad: Callable[[Any, BatchArrays], tuple[Any, Any]]
     value_grad_hess: Callable[[Any, BatchArrays], tuple[Any, Any, Any]]
     value_grad_raw: Callable[[Any, BatchArrays], tuple[Any, Any]]  # un-jitted (for NUTS)
@@ -236,7 +235,6 @@ def _build(cm: Any, names: tuple[str, ...], n_outputs: int, spec: Spec) -> Kerne
         names=names,
         levenberg_marquardt=jax.jit(_levenberg_marquardt(objective, value_grad_hess)),
         out_names=out_names,
-        value=jax.jit(objective),
         value_grad=jax.jit(value_grad),
         value_grad_hess=jax.jit(value_grad_hess),
         value_grad_raw=value_grad,

@@ -266,13 +266,12 @@ def _stored_events(
     import pandas as pd
 
     from hemolab.events import read_events
+    from hemolab.patients._observations import fit_event_rows
 
     frame = pd.DataFrame(stored)
     frame.insert(0, "ID", 1)
     ds = read_events(frame, model=mdl, time_unit="h", file_name=f"the events of {patient}")
-    out = ds.to_pandas().drop(columns=["ROW"])
-    out["ID"] = 1
-    return json.loads(out.to_json(orient="records") or "[]")
+    return fit_event_rows(ds)
 
 
 def _regimen(path: Path | None) -> Any:

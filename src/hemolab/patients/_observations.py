@@ -22,7 +22,13 @@ import numpy as np
 from hemolab._errors import HemolabError
 from hemolab.patients._labs import LabHistory
 
-__all__ = ["LabObservations", "ephemeral_patient", "ephemeral_rows", "lab_observations"]
+__all__ = [
+    "LabObservations",
+    "ephemeral_patient",
+    "ephemeral_rows",
+    "fit_event_rows",
+    "lab_observations",
+]
 
 
 @dataclass(frozen=True)
@@ -95,11 +101,17 @@ def ephemeral_patient(
         anchor = min(first_lab, ev_anchor)
         shift = (ev_anchor - anchor).total_seconds() / 3600.0 * time_factor("h", model.time_unit)
     pseudonym, rows = ephemeral_rows(history, anchor)
-    frame = ds.to_pandas()
+    return pseudonym, rows, fit_event_rows(ds, shift)
+
+
+def fit_event_rows(dataset: Any, shift: float = 0.0) -> list[dict[str, Any]]:
+    """A one-patient event dataset as a fit keeps it: the model's units, ``TIME`` on the
+    patient's clock (moved by ``shift``, model time unit), ``ID`` 1, no file row numbers."""
+    frame = dataset.to_pandas()
     frame["ID"] = 1
     frame["TIME"] = frame["TIME"] + shift
     frame = frame.drop(columns=["ROW"])
-    return pseudonym, rows, json.loads(frame.to_json(orient="records") or "[]")
+    return json.loads(frame.to_json(orient="records") or "[]")
 
 
 def lab_observations(rows: Sequence[Mapping[str, Any]], model: Any) -> LabObservations:

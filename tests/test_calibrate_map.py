@@ -36,7 +36,7 @@ def test_map_recovers_a_synthetic_patient_and_agrees_with_scipy() -> None:
     rng = np.random.default_rng(20261126)
     y = anc(TRUTH) * np.exp(sigma * rng.standard_normal(T_OBS.size))
     fit = fit_map(model, Observations.of(["ANC"] * T_OBS.size, T_OBS, y), events)
-    assert fit.converged and fit.gradient_norm < 1e-4
+    assert fit.converged and fit.newton_decrement < 1e-6
 
     # the same objective through libRoadRunner-free SciPy: least squares over hemolab solves
     cm = hl.compile_model(model)

@@ -11,6 +11,7 @@ Written atomically (a temporary name, then a rename), so a reader never sees hal
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -162,7 +163,9 @@ def calibrate_record(
 def _diagnostics(fit: Any, post: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "map": {"converged": fit.converged, "iterations": fit.iterations,
-                "gradient_norm": fit.gradient_norm, "objective": fit.objective},
+                "gradient_norm": fit.gradient_norm, "objective": fit.objective,
+                "newton_decrement": fit.newton_decrement
+                if math.isfinite(fit.newton_decrement) else None},
     }  # fmt: skip
     if post is not None:
         names = post.names

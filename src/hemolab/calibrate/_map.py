@@ -6,11 +6,13 @@ estimated on the log scale, ``φ = log θ``, with the population prior ``φ ~ N(
 The data enter through the model's residual error models (``Model.residual_error``), with
 values below the LLOQ as censored observations (NONMEM's M3: ``-log Φ``).
 
-The objective is minimised by a damped Newton method (Levenberg–Marquardt on the exact
-Hessian) with forward-over-forward derivatives through the solver (``_kernel``), many
-patients per call and the whole search in one compiled loop: reverse mode cannot pass the
-solver's adaptive ``while_loop``. The same exact Hessian at the
-optimum gives the Laplace covariance of ``φ``.
+The objective is minimised by Levenberg–Marquardt on the Gauss–Newton Hessian, with
+forward-mode derivatives through the solver (``_kernel``), many patients per call and the
+whole search in one compiled loop: reverse mode cannot pass the solver's adaptive
+``while_loop``. The exact Hessian at the optimum (forward over forward) gives the Laplace
+covariance of ``φ``. A fit has converged when the optimum is within ``CONVERGED_SD``
+posterior SDs (the Newton decrement), a criterion that does not depend on the scale of
+the data.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from hemolab.calibrate._problem import CalibrationError, Observations, Patient, 
 
 __all__ = ["MapFit", "fit_map", "fit_map_batch"]
 
+CONVERGED_SD = 1e-3  # converged: the optimum is closer than this, in posterior SDs
+
 
 @dataclass(frozen=True)
 class MapFit:
@@ -38,7 +42,10 @@ class MapFit:
     objective: float  # negative log posterior at the MAP (constants dropped)
     iterations: int
     converged: bool
-    gradient_norm: float
+    gradient_norm: float  # max |∂f/∂φ_k| at the estimate
+    # gᵀH⁻¹g at the estimate (exact Hessian): its square root is the distance to the
+    # optimum in posterior SDs (inf where the Hessian is not positive definite)
+    newton_decrement: float = math.nan
 
     def interval(self, name: str, level: float = 0.9) -> tuple[float, float]:
         """Equal-tailed Laplace interval of a parameter (log-normal)."""
@@ -120,6 +127,11 @@ def fit_map_batch(
         except np.linalg.LinAlgError:
             cov = np.full_like(h[i], np.nan)
         gn = float(np.max(np.abs(g[i])))
+        try:
+            w = np.linalg.solve(np.linalg.cholesky(h[i]), g[i])
+            dec = float(w @ w)
+        except np.linalg.LinAlgError:
+            dec = math.inf
         fits.append(
             MapFit(
                 names=names,
@@ -127,8 +139,9 @@ def fit_map_batch(
                 log_covariance=cov,
                 objective=float(f[i]),
                 iterations=int(iterations[i]),
-                converged=gn < 1e-4,
+                converged=dec < CONVERGED_SD**2,
                 gradient_norm=gn,
+                newton_decrement=dec,
             )
         )
     return fits

@@ -787,6 +787,7 @@ def make_chunk_solver(
                 k1, h = args
                 k1n = f(hist, t, u, p, r, lin)
                 hn = initial_step(hist, t, u, p, r, k1n, jnp.maximum(room, 1e-300), lin)
+                hn = jax.lax.stop_gradient(hn)  # the step sequence is not differentiated
                 return (
                     jnp.where(need[:, None], k1n, k1),
                     jnp.where(need, hn, h),
@@ -811,7 +812,7 @@ def make_chunk_solver(
                 lambda tt, uu: f(hist, tt, uu, p, r, lin), t, u, h_eff, k1, cols=dense_cols
             )
             u_new, err_vec, coef = st.u_new, st.err, st.coef
-            err = rms(err_vec / scale(u, u_new))
+            err = jax.lax.stop_gradient(rms(err_vec / scale(u, u_new)))
             ok = jnp.isfinite(err) & jnp.all(jnp.isfinite(u_new), axis=1)
             accept = stepping & ok & (err <= 1.0 if fixed_step is None else True)
             # step-size controller (exp/log instead of pow)

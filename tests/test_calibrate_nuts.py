@@ -102,7 +102,9 @@ def test_nuts_diagnostics_flag_an_uninformed_parameter_and_bad_inputs() -> None:
         assert np.all(p.rhat < 1.05)
         lo, hi = p.interval("kfail", 0.9)
         assert 0 < lo < hi
-    assert not any("kfail" in w for w in post[0].warnings)
+    # the identifiability flag, not R-hat or ESS: 2 x 200 draws leave kfail's ESS near the
+    # 200 that warns (measured 114-335 over seeds; 8 chains give 780-880 with either gradient)
+    assert not any(w.startswith("kfail: the data barely inform it") for w in post[0].warnings)
     assert any(w.startswith("kfail: the data barely inform it") for w in post[1].warnings)
     assert post[1].sd_ratio[0] < 0.5  # Hb0 is still measured
     with pytest.raises(CalibrationError, match="chains >= 1"):

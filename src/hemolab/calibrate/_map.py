@@ -94,6 +94,7 @@ def fit_map_batch(
 ) -> list[MapFit]:
     """MAP fits of many patients at once: every objective, gradient and Hessian evaluation
     is one batched solve, and each patient keeps its own damping and stopping."""
+    import jax
     import jax.numpy as jnp
 
     from hemolab._simulate import get_compiled
@@ -103,7 +104,7 @@ def fit_map_batch(
     arrays, T, spec = pack_batch(cm, patients, names, residual_outputs(cm.model),
                                  rtol=rtol, atol=atol)  # fmt: skip
     kernel = get_kernel(cm, names, T, spec)
-    dev = type(arrays)(*(jnp.asarray(x) for x in arrays))
+    dev = jax.device_put(arrays)  # one transfer call for the whole tuple (18 took 2 ms)
     n = len(patients)
     phi = np.array(arrays.log_pop, dtype=np.float64)
     if starts is not None:

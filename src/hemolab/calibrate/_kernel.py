@@ -160,11 +160,22 @@ def get_kernel(cm: Any, names: Sequence[str], n_outputs: int, spec: Spec) -> Ker
     return k
 
 
+def _program_key(cm: Any, names: tuple[str, ...], n_outputs: int, spec: Spec) -> list[str]:
+    """What determines the compiled search besides hemolab's code and the argument shapes."""
+    from hemolab.compile import model_hash
+
+    mdl = cm.model
+    return [model_hash(mdl), repr(mdl.variability), repr(mdl.residual_error), repr(names),
+            str(n_outputs), repr(sorted(spec[0] or ())), repr(spec[0] is None),
+            repr(sorted(spec[1])), repr(list(cm.log_mask)), repr(cm.linear_states)]  # fmt: skip
+
+
 def _build(cm: Any, names: tuple[str, ...], n_outputs: int, spec: Spec) -> Kernel:
     import jax
     import jax.numpy as jnp
     from jax.scipy.stats import norm
 
+    from hemolab._exported import ExportedKernel
     from hemolab.solve._loop import ChunkInputs, make_chunk_solver
 
     mdl = cm.model
@@ -311,7 +322,11 @@ def _build(cm: Any, names: tuple[str, ...], n_outputs: int, spec: Spec) -> Kerne
 
     return Kernel(
         names=names,
-        levenberg_marquardt=jax.jit(_levenberg_marquardt(value_grad_gn, value_grad_hess)),
+        levenberg_marquardt=ExportedKernel(
+            "map-search",
+            jax.jit(_levenberg_marquardt(value_grad_gn, value_grad_hess)),
+            _program_key(cm, names, n_outputs, spec),
+        ),
         out_names=out_names,
         value_grad=jax.jit(value_grad),
         value_grad_hess=jax.jit(value_grad_hess),

@@ -115,7 +115,7 @@ def fit_map_batch(
                 if name in s:
                     phi[i, k] = math.log(float(s[name]))
 
-    res = kernel.levenberg_marquardt(jnp.asarray(phi), n, max_iterations, dev)
+    res = kernel.levenberg_marquardt(jnp.asarray(phi), np.int32(n), np.int32(max_iterations), dev)
     phi, f, g, h, iterations, f0 = (np.asarray(x) for x in res)
     bad = [i for i in range(n) if not math.isfinite(f0[i])]
     if bad:

@@ -4,7 +4,9 @@
 d forward-mode directions (one-hot in a column, all rows at once) give every patient's
 gradient, and d(d+1)/2 second-order directions (forward over forward along e_i and
 e_i + e_j) the exact Hessian by polarization: reverse mode cannot pass the solver's adaptive
-``while_loop``. One kernel is built per model, estimated set, output width and
+``while_loop``. The same d first-order directions through the predictions alone give their
+Jacobian J, hence the Gauss–Newton Hessian JᵀWJ + Ω⁻¹ the MAP search steers by (design note
+017). One kernel is built per model, estimated set, output width and
 operation spec, and cached; the data are arguments (``BatchArrays``), so new patients,
 tolerances or batch sizes in the same bucket never recompile.
 """
@@ -27,7 +29,8 @@ _CACHE: dict[tuple[Any, ...], Kernel] = {}
 @dataclass(frozen=True)
 class Kernel:
     """Jitted functions of ``(φ, arrays)``: value and gradient ``(N, d)``; value, gradient
-    and Hessian ``(N, d, d)``; the whole MAP search."""
+    and Hessian ``(N, d, d)``, exact or Gauss–Newton; the whole MAP search (exported when
+    ``$HEMOLAB_JAX_CACHE`` is set, design note 018)."""
 
     names: tuple[str, ...]
     out_names: tuple[str, ...]

@@ -14,7 +14,14 @@ import pytest
 from scipy.optimize import least_squares
 
 import hemolab as hl
-from hemolab.calibrate import CalibrationError, Observations, fit_map
+from hemolab.calibrate import (
+    CalibrationError,
+    Observations,
+    Patient,
+    fit_map,
+    fit_map_batch,
+    laplace_batch,
+)
 from hemolab.library import get_model, typical_run
 
 TRUTH = {"Circ0": 4.5, "MTT": 100.0, "Slope": 12.0}
@@ -57,6 +64,21 @@ def test_map_recovers_a_synthetic_patient_and_agrees_with_scipy() -> None:
     # Laplace: the inverse Hessian is a covariance (symmetric positive definite)
     cov = fit.log_covariance
     assert np.allclose(cov, cov.T, rtol=1e-8) and np.all(np.linalg.eigvalsh(cov) > 0)
+    assert fit.hessian == "exact"
+
+    # without the Laplace step: the same estimate, the Gauss–Newton covariance; the Laplace
+    # step on its own at that estimate gives the exact one back
+    patient = Patient(Observations.of(["ANC"] * T_OBS.size, T_OBS, y), events)
+    (gn,) = fit_map_batch(model, [patient], laplace=False)
+    assert gn.hessian == "gauss-newton" and gn.converged
+    for n in names:
+        assert gn.estimate[n] == pytest.approx(fit.estimate[n], rel=1e-5), n
+    assert np.all(np.linalg.eigvalsh(gn.log_covariance) > 0)
+    (lap,) = laplace_batch(model, [patient], [gn])
+    assert lap.hessian == "exact" and lap.estimate == gn.estimate
+    np.testing.assert_allclose(lap.log_covariance, fit.log_covariance, rtol=1e-3)
+    with pytest.raises(CalibrationError, match="2 fits for 1 patients"):
+        laplace_batch(model, [patient], [gn, gn])
 
 
 def test_calibration_inputs_are_checked_before_any_solve() -> None:
@@ -76,7 +98,6 @@ def test_exact_hessian_matches_differences_of_the_exact_gradient() -> None:
     kernel's other entry points, for two patients at different points."""
     import jax.numpy as jnp
 
-    from hemolab.calibrate import Patient
     from hemolab.calibrate._kernel import get_kernel, residual_outputs
     from hemolab.calibrate._problem import pack_batch
 

@@ -52,10 +52,10 @@ def code_fingerprint() -> str:
 def _register_types() -> None:
     from jax import export
 
-    from hemolab.calibrate._kernel import LmResult
+    from hemolab.calibrate._kernel import LaplaceResult, LmResult
     from hemolab.calibrate._problem import BatchArrays
 
-    for cls in (BatchArrays, LmResult):
+    for cls in (BatchArrays, LmResult, LaplaceResult):
         export.register_namedtuple_serialization(cls, serialized_name=f"hemolab.{cls.__name__}")
 
 

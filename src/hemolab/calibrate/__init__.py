@@ -14,6 +14,7 @@ from hemolab.calibrate._map import (
     MapFit as MapFit,
     fit_map as fit_map,
     fit_map_batch as fit_map_batch,
+    laplace_batch as laplace_batch,
 )
 from hemolab.calibrate._nuts import PosteriorFit as PosteriorFit, sample_nuts as sample_nuts
 from hemolab.calibrate._problem import (

@@ -29,17 +29,18 @@ _CACHE: dict[tuple[Any, ...], Kernel] = {}
 @dataclass(frozen=True)
 class Kernel:
     """Jitted functions of ``(φ, arrays)``: value and gradient ``(N, d)``; value, gradient
-    and Hessian ``(N, d, d)``, exact or Gauss–Newton; the whole MAP search (exported when
-    ``$HEMOLAB_JAX_CACHE`` is set, design note 018)."""
+    and exact Hessian ``(N, d, d)``; the whole MAP search and the Laplace step at its end
+    (both exported when ``$HEMOLAB_JAX_CACHE`` is set, design note 018)."""
 
     names: tuple[str, ...]
     out_names: tuple[str, ...]
     value_grad: Callable[[Any, BatchArrays], tuple[Any, Any]]
     value_grad_hess: Callable[[Any, BatchArrays], tuple[Any, Any, Any]]
     value_grad_raw: Callable[[Any, BatchArrays], tuple[Any, Any]]  # un-jitted (for NUTS)
-    value_grad_gn: Callable[[Any, BatchArrays], tuple[Any, Any, Any]]
     # (φ0, n patients, max iterations, arrays) -> LmResult: the whole MAP search, compiled
     levenberg_marquardt: Callable[..., Any]
+    # (φ, arrays) -> LaplaceResult: the exact Hessian at φ and the Newton decrement
+    laplace: Callable[..., Any]
     model: Any  # keeps the compiled model (the cache key holds its id) alive
 
 
@@ -49,9 +50,19 @@ class LmResult(NamedTuple):
     phi: Any  # (N, d)
     value: Any  # (N,)
     grad: Any  # (N, d)
-    hess: Any  # (N, d, d)
+    hess: Any  # (N, d, d) the Gauss–Newton Hessian JᵀWJ + Ω⁻¹
     iterations: Any  # (N,)
     start_value: Any  # (N,) the objective at φ0 (not finite: the model failed to solve)
+    decrement: Any  # (N,) the Newton decrement gᵀH⁻¹g (inf: H not positive definite)
+
+
+class LaplaceResult(NamedTuple):
+    """Value, gradient, exact Hessian and Newton decrement at φ, per patient."""
+
+    value: Any  # (N,)
+    grad: Any  # (N, d)
+    hess: Any  # (N, d, d)
+    decrement: Any  # (N,)
 
 
 GRAD_TOL = 1e-6  # stop when every |∂f/∂φ_k| is below this (f in log-likelihood units)
@@ -77,10 +88,10 @@ def newton_decrement(g: Any, h: Any) -> Any:
     return jnp.where(jnp.isfinite(dec), dec, jnp.inf)
 
 
-def _levenberg_marquardt(vgn: Callable[..., Any], vgh: Callable[..., Any]) -> Callable:
+def _levenberg_marquardt(vgn: Callable[..., Any]) -> Callable:
     """Levenberg–Marquardt on the Gauss–Newton Hessian (Marquardt's diagonal scaling), every
-    patient with its own damping and stopping, all in one compiled loop, then the exact
-    Hessian at the optimum (the Laplace covariance).
+    patient with its own damping and stopping, all in one compiled loop. The exact Hessian
+    (the Laplace covariance) is a separate kernel: a MAP estimate alone does not pay for it.
 
     Each iteration is one solve with d tangent directions at the trial point, giving its
     value, gradient and Gauss–Newton Hessian at once (kept if the trial is accepted). The
@@ -137,9 +148,8 @@ def _levenberg_marquardt(vgn: Callable[..., Any], vgh: Callable[..., Any]) -> Ca
         active = real & jnp.isfinite(f0) & ~done(g0, h0)
         state = (jnp.asarray(0), phi0, f0, g0, h0, jnp.full(N, 1e-3), jnp.full(N, 2.0), active,
                  jnp.zeros(N, jnp.int32))  # fmt: skip
-        _, phi, _, _, _, _, _, _, iterations = jax.lax.while_loop(cond, body, state)
-        f, g, h = vgh(phi, a)
-        return LmResult(phi, f, g, h, iterations, f0)
+        _, phi, f, g, h, _, _, _, iterations = jax.lax.while_loop(cond, body, state)
+        return LmResult(phi, f, g, h, iterations, f0, newton_decrement(g, h))
 
     return run
 
@@ -323,17 +333,20 @@ def _build(cm: Any, names: tuple[str, ...], n_outputs: int, spec: Spec) -> Kerne
             h = h.at[:, i, j].set(off).at[:, j, i].set(off)
         return f[0], ft[:d].T, h
 
+    def laplace(phi: jax.Array, a: BatchArrays) -> LaplaceResult:
+        f, g, h = value_grad_hess(phi, a)
+        return LaplaceResult(f, g, h, newton_decrement(g, h))
+
+    key = _program_key(cm, names, n_outputs, spec)
     return Kernel(
         names=names,
         levenberg_marquardt=ExportedKernel(
-            "map-search",
-            jax.jit(_levenberg_marquardt(value_grad_gn, value_grad_hess)),
-            _program_key(cm, names, n_outputs, spec),
+            "map-search", jax.jit(_levenberg_marquardt(value_grad_gn)), key
         ),
+        laplace=ExportedKernel("laplace", jax.jit(laplace), key),
         out_names=out_names,
         value_grad=jax.jit(value_grad),
         value_grad_hess=jax.jit(value_grad_hess),
         value_grad_raw=value_grad,
-        value_grad_gn=jax.jit(value_grad_gn),
         model=cm,
     )

@@ -306,7 +306,8 @@ def run_p3(observations: np.ndarray, fixed: list[dict[str, float]]) -> tuple[flo
 
     ``solve_fn() -> (theta (n, 3) of Slope, MTT, Circ0, failures)``: every patient in one
     batched ``hemolab.calibrate.fit_map_batch`` call (the data are arguments of the compiled
-    objective), started at :data:`bench.problems.P3_START`, at P3's tolerances.
+    objective), started at :data:`bench.problems.P3_START`, at P3's tolerances. The MAP
+    alone (``laplace=False``): the Laplace step is timed apart (:func:`run_p3_laplace`).
     """
     hl = _import_hemolab()
     from hemolab.calibrate import fit_map_batch
@@ -319,11 +320,37 @@ def run_p3(observations: np.ndarray, fixed: list[dict[str, float]]) -> tuple[flo
     build_s = time.perf_counter() - start
 
     def solve_fn() -> tuple[np.ndarray, dict[int, str]]:
-        fits = fit_map_batch(model, patients, rtol=P3_RTOL, atol=P3_ATOL, starts=starts)
+        fits = fit_map_batch(model, patients, rtol=P3_RTOL, atol=P3_ATOL, starts=starts,
+                             laplace=False)  # fmt: skip
         theta = np.array([[f.estimate[name] for name in P3_FREE] for f in fits])
         failures = {i: f"not converged (|g| {f.gradient_norm:.1e})"
                     for i, f in enumerate(fits) if not f.converged}  # fmt: skip
         return theta, failures
+
+    return build_s, solve_fn
+
+
+def run_p3_laplace(
+    observations: np.ndarray, fixed: list[dict[str, float]]
+) -> tuple[float, SolveFn]:
+    """The Laplace step at P3 MAP estimates: ``(build_s, solve_fn)``; ``solve_fn()`` is one
+    ``hemolab.calibrate.laplace_batch`` call (exact Hessian of every patient's objective at
+    its MAP) returning ``(log-parameter SDs (n, 3), failures)``."""
+    hl = _import_hemolab()
+    from hemolab.calibrate import fit_map_batch, laplace_batch
+
+    start = time.perf_counter()
+    model = build_p3_model(hl)
+    patients = p3_patients(hl, observations, fixed)
+    fits = fit_map_batch(model, patients, rtol=P3_RTOL, atol=P3_ATOL, laplace=False)
+    build_s = time.perf_counter() - start
+
+    def solve_fn() -> tuple[np.ndarray, dict[int, str]]:
+        out = laplace_batch(model, patients, fits, rtol=P3_RTOL, atol=P3_ATOL)
+        sd = np.sqrt(np.array([np.diag(f.log_covariance) for f in out]))
+        failures = {i: "the Hessian is not positive definite"
+                    for i, f in enumerate(out) if not np.all(np.isfinite(sd[i]))}  # fmt: skip
+        return sd, failures
 
     return build_s, solve_fn
 

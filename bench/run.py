@@ -524,6 +524,18 @@ def run_p3_hemolab(ctx: P3Context, args: argparse.Namespace) -> Result:
                                                              strict=True))}  # fmt: skip
         log(f"P3 hemolab: batch of {ctx.n} {timing['hemolab_s']:.3f} s, single fit "
             f"{single['hemolab_s'] * 1e3:.1f} ms")  # fmt: skip
+        laplace, _ = time_hemolab(
+            lambda: hemolab_runner.run_p3_laplace(ctx.observations[one], ctx.fixed[one]),
+            max(P3_FIT_REPEATS, args.repeats),
+        )
+        laplace_batch, _ = time_hemolab(
+            lambda: hemolab_runner.run_p3_laplace(ctx.observations, ctx.fixed), args.repeats
+        )
+        result["laplace"] = {"single_s": laplace["hemolab_s"], "single_min_s": laplace["min_s"],
+                             "batch_s": laplace_batch["hemolab_s"],
+                             "batch_per_patient_s": laplace_batch["hemolab_s"] / ctx.n}  # fmt: skip
+        log(f"P3 hemolab Laplace at the MAP: one patient {laplace['hemolab_s'] * 1e3:.2f} ms, "
+            f"batch of {ctx.n} {laplace_batch['hemolab_s'] * 1e3:.1f} ms")  # fmt: skip
         result["nuts"] = hemolab_runner.run_p3_nuts(ctx.observations[one], ctx.fixed[one])
         log(f"P3 hemolab NUTS 4 x (1000 + 1000): {result['nuts']['seconds']:.2f} s")
     except Exception as error:  # report, keep the peers' results
@@ -565,6 +577,7 @@ def finish_p3(ctx: P3Context, peer_details: dict[str, Result], hemolab: Result) 
     }
     result["single_fit"] = hemolab.get("single_fit")
     result["nuts"] = hemolab.get("nuts")
+    result["laplace"] = hemolab.get("laplace")
     result["not_wired"] = {
         "forecast": "time to ANC < 0.5 is hemolab.forecast.threshold_forecast; not timed here",
         "first_fit_warm_cache": "a second process with a warm persistent cache is not timed yet",

@@ -37,7 +37,7 @@ class Kernel:
     value_grad: Callable[[Any, BatchArrays], tuple[Any, Any]]
     value_grad_hess: Callable[[Any, BatchArrays], tuple[Any, Any, Any]]
     value_grad_raw: Callable[[Any, BatchArrays], tuple[Any, Any]]  # un-jitted (for NUTS)
-    # (φ0, n patients, max iterations, arrays) -> LmResult: the whole MAP search, compiled
+    # (φ0, real (N,) bool, max iterations, arrays) -> LmResult: the whole MAP search
     levenberg_marquardt: Callable[..., Any]
     # (φ, arrays) -> LaplaceResult: the exact Hessian at φ and the Newton decrement
     laplace: Callable[..., Any]
@@ -101,10 +101,9 @@ def _levenberg_marquardt(vgn: Callable[..., Any]) -> Callable:
     import jax
     import jax.numpy as jnp
 
-    def run(phi0: Any, n: Any, max_iterations: Any, a: BatchArrays) -> LmResult:
+    def run(phi0: Any, real: Any, max_iterations: Any, a: BatchArrays) -> LmResult:
         N, d = phi0.shape
         eye = jnp.eye(d)
-        real = jnp.arange(N) < n
 
         def done(g: Any, h: Any) -> Any:
             return (jnp.max(jnp.abs(g), axis=1) < GRAD_TOL) | (
@@ -164,13 +163,33 @@ def residual_outputs(mdl: Any) -> tuple[str, ...]:
 Spec = tuple[frozenset[int] | None, frozenset[int]]
 
 
-def get_kernel(cm: Any, names: Sequence[str], n_outputs: int, spec: Spec) -> Kernel:
-    key = (id(cm), tuple(names), n_outputs, spec)
+def get_kernel(cm: Any, names: Sequence[str], n_outputs: int, spec: Spec, n_dev: int = 1) -> Kernel:
+    """The kernel of a model, estimated set, output width and operation spec; with
+    ``n_dev`` > 1 the MAP search and the Laplace step split the patients in equal blocks
+    over that many host devices (one core each, no communication: design note 009)."""
+    key = (id(cm), tuple(names), n_outputs, spec, n_dev)
     k = _CACHE.get(key)
     if k is None:
-        k = _build(cm, tuple(names), n_outputs, spec)
+        k = _build(cm, tuple(names), n_outputs, spec, n_dev)
         _CACHE[key] = k
     return k
+
+
+def _on_devices(fn: Callable[..., Any], n_dev: int, n_args: int) -> Callable[..., Any]:
+    """``fn`` jitted, its patient rows split over ``n_dev`` host devices (``shard_map``);
+    ``n_args``: the leading arguments split by rows; then a replicated scalar for
+    the MAP search's iteration cap, and last the ``BatchArrays`` (tolerances replicated)."""
+    import jax
+
+    if n_dev == 1:
+        return jax.jit(fn)
+    from jax.sharding import Mesh, PartitionSpec as P
+
+    mesh = Mesh(np.array(jax.local_devices()[:n_dev]), ("d",))
+    arrays = BatchArrays._make([P("d")] * 14 + [P()] * 3)
+    specs = (*[P("d")] * n_args, *([P()] if n_args == 2 else []), arrays)
+    return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=P("d"),
+                                 check_vma=False))  # fmt: skip
 
 
 def _program_key(cm: Any, names: tuple[str, ...], n_outputs: int, spec: Spec) -> list[str]:
@@ -183,7 +202,7 @@ def _program_key(cm: Any, names: tuple[str, ...], n_outputs: int, spec: Spec) ->
             repr(sorted(spec[1])), repr(list(cm.log_mask)), repr(cm.linear_states)]  # fmt: skip
 
 
-def _build(cm: Any, names: tuple[str, ...], n_outputs: int, spec: Spec) -> Kernel:
+def _build(cm: Any, names: tuple[str, ...], n_outputs: int, spec: Spec, n_dev: int) -> Kernel:
     import jax
     import jax.numpy as jnp
     from jax.scipy.stats import norm
@@ -337,13 +356,12 @@ def _build(cm: Any, names: tuple[str, ...], n_outputs: int, spec: Spec) -> Kerne
         f, g, h = value_grad_hess(phi, a)
         return LaplaceResult(f, g, h, newton_decrement(g, h))
 
-    key = _program_key(cm, names, n_outputs, spec)
+    key = [*_program_key(cm, names, n_outputs, spec), f"devices {n_dev}"]
+    search = _on_devices(_levenberg_marquardt(value_grad_gn), n_dev, 2)
     return Kernel(
         names=names,
-        levenberg_marquardt=ExportedKernel(
-            "map-search", jax.jit(_levenberg_marquardt(value_grad_gn)), key
-        ),
-        laplace=ExportedKernel("laplace", jax.jit(laplace), key),
+        levenberg_marquardt=ExportedKernel("map-search", search, key),
+        laplace=ExportedKernel("laplace", _on_devices(laplace, n_dev, 1), key),
         out_names=out_names,
         value_grad=jax.jit(value_grad),
         value_grad_hess=jax.jit(value_grad_hess),

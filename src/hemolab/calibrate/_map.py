@@ -31,6 +31,9 @@ from hemolab.calibrate._problem import CalibrationError, Observations, Patient, 
 __all__ = ["MapFit", "fit_map", "fit_map_batch", "laplace_batch"]
 
 CONVERGED_SD = 1e-3  # converged: the optimum is closer than this, in posterior SDs
+# patients (after padding) from which a batch is split over the host devices: below, a
+# lane costs little beside a loop iteration's fixed cost, and each split compiles anew
+MIN_SHARDED_FITS = 16
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,8 @@ def fit_map_batch(
                 if name in s:
                     phi[i, k] = math.log(float(s[name]))
 
-    res = kernel.levenberg_marquardt(jnp.asarray(phi), np.int32(n), np.int32(max_iterations), dev)
+    real = np.arange(phi.shape[0]) < n  # padding rows (copies of patient 0) sit still
+    res = kernel.levenberg_marquardt(jnp.asarray(phi), real, np.int32(max_iterations), dev)
     if laplace:
         res = res._replace(**kernel.laplace(res.phi, dev)._asdict())
     phi, f, g, h, iterations, f0, decrement = (np.asarray(x) for x in res)
@@ -174,7 +178,9 @@ def _prepare(
     names = _estimated(cm.model, estimate)
     arrays, T, spec = pack_batch(cm, patients, names, residual_outputs(cm.model),
                                  rtol=rtol, atol=atol)  # fmt: skip
-    kernel = get_kernel(cm, names, T, spec)
+    N, devices = arrays.inputs.shape[0], len(jax.local_devices())
+    n_dev = devices if N >= MIN_SHARDED_FITS and N % devices == 0 else 1
+    kernel = get_kernel(cm, names, T, spec, n_dev)
     dev = jax.device_put(arrays)  # one transfer call for the whole tuple (18 took 2 ms)
     return names, arrays, kernel, dev
 

@@ -135,7 +135,11 @@ def sample_nuts(
     scalars = {f: getattr(arrays, f) for f in _SCALARS}
     z0 = 0.3 * np.random.default_rng(seed).standard_normal((n * chains, d))
     keys = jax.random.split(jax.random.PRNGKey(seed), n * chains)
-    run = _runner(kernel, type(arrays), warmup, draws, float(target_accept), int(max_tree_depth))
+    lanes = n * chains
+    devices = len(jax.local_devices())
+    n_dev = devices if devices > 1 and lanes % devices == 0 else 1
+    run = _runner(kernel, type(arrays), warmup, draws, float(target_accept), int(max_tree_depth),
+                  n_dev)  # fmt: skip
     zs, div, steps = run(
         {k: jnp.asarray(v) for k, v in per_lane.items()},
         {k: jnp.asarray(v) for k, v in scalars.items()},
@@ -176,10 +180,20 @@ def _chol(cov: np.ndarray, d: int) -> np.ndarray:
 
 
 def _runner(
-    kernel: Any, batch_type: Any, warmup: int, draws: int, target_accept: float, depth: int
+    kernel: Any,
+    batch_type: Any,
+    warmup: int,
+    draws: int,
+    target_accept: float,
+    depth: int,
+    n_dev: int = 1,
 ) -> Any:
-    """The jitted vectorized sampler, built once per kernel and settings (data as arguments)."""
-    key = (id(kernel), warmup, draws, target_accept, depth)
+    """The jitted vectorized sampler, built once per kernel and settings (data as arguments).
+
+    With ``n_dev`` > 1 host devices the chains are split in equal blocks, one per device
+    (``shard_map``), each block a vectorized run of its own: the devices run on their own
+    cores, with no communication (design note 009)."""
+    key = (id(kernel), warmup, draws, target_accept, depth, n_dev)
     run = _RUNNERS.get(key)
     if run is not None:
         return run
@@ -200,7 +214,14 @@ def _runner(
         _, (zs, div, steps) = jax.lax.scan(step, state, None, length=warmup + draws)
         return zs[warmup:], div[warmup:], steps
 
-    run = jax.jit(jax.vmap(chain, in_axes=(0, None, 0, 0)))
+    run = jax.vmap(chain, in_axes=(0, None, 0, 0))
+    if n_dev > 1:
+        from jax.sharding import Mesh, PartitionSpec as P
+
+        mesh = Mesh(np.array(jax.local_devices()[:n_dev]), ("d",))
+        run = jax.shard_map(run, mesh=mesh, in_specs=(P("d"), P(), P("d"), P("d")),
+                            out_specs=P("d"), check_vma=False)  # fmt: skip
+    run = jax.jit(run)
     _RUNNERS[key] = run
     return run
 

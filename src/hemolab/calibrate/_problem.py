@@ -139,6 +139,7 @@ def pack_batch(
         raise CalibrationError("no patients to fit")
     inputs = np.empty((n, cm.n_inputs))
     tables, t0s, slots, outs = [], np.empty(n), [], []
+    datasets: dict[int, Any] = {}  # one reading per events object (a batch often shares one)
     for i, p in enumerate(patients):
         where = f"patient {i}"
         obs = p.observations
@@ -154,7 +155,9 @@ def pack_batch(
             sched = Schedule.from_grid(mdl, times, n_subjects=1)
             t0 = float(min(sched.start_time[0], 0.0))
         else:
-            dataset = read_events(p.events, model=mdl)
+            dataset = datasets.get(id(p.events))
+            if dataset is None:
+                dataset = datasets[id(p.events)] = read_events(p.events, model=mdl)
             if dataset.n_subjects != 1:
                 raise CalibrationError(
                     f"{where}: the dosing history holds {dataset.n_subjects} subjects, not one"
@@ -163,8 +166,11 @@ def pack_batch(
             sched = build_schedule(dataset, mdl, grid=times, dose_props=DoseProperties(**props))
             t0 = float(min(sched.start_time[0], dataset.subjects[0].records[0].time))
         out_time = np.asarray(sched.out_time[0])
-        slot = np.array([int(np.flatnonzero(np.isclose(out_time, t, rtol=0, atol=1e-9))[0])
-                         for t in obs.time])  # fmt: skip
+        # each observation's output slot: the first output time within 1e-9 of it
+        near = np.abs(out_time[None, :] - np.asarray(obs.time)[:, None]) <= 1e-9
+        if not np.all(near.any(axis=1)):
+            raise CalibrationError(f"{where}: internal: an observation time is not on the grid")
+        slot = np.argmax(near, axis=1)
         tables.append(sched)
         t0s[i] = t0
         slots.append(slot)

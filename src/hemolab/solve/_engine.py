@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hemolab._errors import SolveError
-from hemolab.compile._compiled import CompiledModel
+from hemolab.compile._compiled import CompiledModel, model_hash
 from hemolab.compile._triggers import CompiledTriggers
 from hemolab.events._ops import (
     OP_ADD,
@@ -90,12 +90,20 @@ _JIT_CACHE: weakref.WeakKeyDictionary[CompiledModel, dict] = weakref.WeakKeyDict
 # Action tables made only of these operations get the lean loop body (design note 011).
 _SIMPLE_OPS = frozenset({OP_NOP, OP_OUTPUT, OP_BOLUS, OP_ADD})
 # Delay history ring: start small (every segment slot is carried, appended to and searched at
-# each step: P2 took 1.00 s with 1024 slots, 0.41 s with 32) and grow 4x for the patients that
-# overflow it (always checked); a model remembers the size that sufficed.
+# each step: P2 took 1.00 s with 1024 slots, 0.41 s with 32) and grow 16x for the patients
+# that overflow it (always checked), up to _RING_MAX; a model remembers the size that
+# sufficed. Each size is a compilation of its own: colijn_mackey needs 1,024 and compiled
+# 64, 256 and 1,024 at 30 s each when the ring grew 4x.
 _RING_START = 64
+_RING_GROWTH = 16
+_RING_MAX = 65_536
 _MIN_SHARDED = 128  # patients from which a call is split over the host devices
 _MAX_GROWTHS = 5
 _RING_HINTS: weakref.WeakKeyDictionary[CompiledModel, int] = weakref.WeakKeyDictionary()
+# ... and by model hash, for a model compiled again in the same process (another Model
+# object, another output width): colijn_mackey's first run compiled its loop for 64, 256 and
+# 1,024 segments, 30 s each
+_RING_HINTS_BY_HASH: dict[str, int] = {}
 
 
 def _compiled_solver(
@@ -287,8 +295,8 @@ def run_actions(
     ``y_init`` (N, n_states) overrides initial states where it is not NaN (steady-state
     pre-solves start each cycle from the previous one). Delay models keep ``history_size``
     past segments per patient (default: 64, or the size a previous run of this model needed);
-    patients whose ring overflowed are solved again with a 4x larger ring (5 times at most)
-    unless ``grow_history`` is false, in which case they keep the ``history_overflow`` status.
+    patients whose ring overflowed are solved again with a 16x larger ring (up to 65,536
+    segments) unless ``grow_history`` is false, in which case they keep the ``history_overflow`` status.
     ``out_vars`` selects the variables written (indices into states then observables; None:
     all), in that order.
     """
@@ -312,7 +320,8 @@ def run_actions(
     y0_all = np.full((N, cm.n_states), np.nan)
     if y_init is not None:
         y0_all[:] = np.broadcast_to(np.asarray(y_init, dtype=np.float64), (N, cm.n_states))
-    hsize = history_size or _RING_HINTS.get(cm, _RING_START)
+    model_key = model_hash(cm.model) if cm.has_delays else ""
+    hsize = history_size or _RING_HINTS.get(cm, _RING_HINTS_BY_HASH.get(model_key, _RING_START))
     n_vars = cm.n_states + len(cm.model.observables) if out_vars is None else len(out_vars)
     values = np.full((N, table.n_outputs, n_vars), np.nan)
     status = np.zeros(N, dtype=np.int32)
@@ -403,11 +412,12 @@ def run_actions(
         if len(full):
             pending, qsize = full, qsize * 4
             continue
-        if not cm.has_delays or len(overflowed) == 0 or not grow_history:
+        if not cm.has_delays or len(overflowed) == 0 or not grow_history or hsize >= _RING_MAX:
             break
-        pending, hsize = overflowed, hsize * 4
+        pending, hsize = overflowed, min(hsize * _RING_GROWTH, _RING_MAX)
     if cm.has_delays and history_size is None:  # later runs start from the size that sufficed
         _RING_HINTS[cm] = max(hsize, _RING_HINTS.get(cm, _RING_START))
+        _RING_HINTS_BY_HASH[model_key] = max(_RING_HINTS[cm], _RING_HINTS_BY_HASH.get(model_key, 0))
     if np.any(status == DELAY_NOT_POSITIVE):
         rows_bad = np.flatnonzero(status == DELAY_NOT_POSITIVE)
         names = [f"{s}(t - {tau})" for s, tau in cm.model.delays]

@@ -356,7 +356,7 @@ def run_p3_laplace(
 
 
 def run_p3_nuts(observations: np.ndarray, fixed: list[dict[str, float]]) -> dict[str, object]:
-    """NUTS for P3's patient (4 chains x (1000 warmup + 1000 draws), tolerance 1e-6):
+    """NUTS for P3's patient (4 chains x (1000 warmup + 1000 draws), NUTS's default tolerances):
     first call (compiles) and a second timed call, with the diagnostics."""
     hl = _import_hemolab()
     from hemolab.calibrate import fit_map_batch, sample_nuts

@@ -118,7 +118,7 @@ def calibrate_record(
 ) -> tuple[FitRecord, Any]:
     """Fit one patient (MAP, then NUTS if asked) and return the record and the posterior."""
     from hemolab.calibrate._map import fit_map_batch
-    from hemolab.calibrate._nuts import sample_nuts
+    from hemolab.calibrate._nuts import NUTS_RTOL, sample_nuts
     from hemolab.calibrate._problem import Patient
     from hemolab.compile._compiled import model_hash
 
@@ -154,7 +154,7 @@ def calibrate_record(
         diagnostics=_diagnostics(fit, post),
         warnings=warnings,
         provenance=provenance(
-            seed=seed, chains=chains, warmup=warmup, draws=draws, rtol_map=1e-8, rtol_nuts=1e-6
+            seed=seed, chains=chains, warmup=warmup, draws=draws, rtol_map=1e-8, rtol_nuts=NUTS_RTOL
         ),
     )
     return record, post

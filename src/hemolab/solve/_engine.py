@@ -296,7 +296,8 @@ def run_actions(
     pre-solves start each cycle from the previous one). Delay models keep ``history_size``
     past segments per patient (default: 64, or the size a previous run of this model needed);
     patients whose ring overflowed are solved again with a 16x larger ring (up to 65,536
-    segments) unless ``grow_history`` is false, in which case they keep the ``history_overflow`` status.
+    segments) unless ``grow_history`` is false, in which case they keep the
+    ``history_overflow`` status.
     ``out_vars`` selects the variables written (indices into states then observables; None:
     all), in that order.
     """

@@ -35,6 +35,8 @@ test: install
 	# the tracer-leak lane (STYLE.md): the solver loop and triggers under JAX's leak checker
 	JAX_CHECK_TRACER_LEAKS=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
 		tests/test_solver_ode.py tests/test_triggers.py tests/test_sensitivities.py
+	# calibration split over two host devices equals the one-device run
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m devices tests/test_calibrate_devices.py
 	# SBML Test Suite conformance: every shared case, two spawned workers (design note 007)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m conformance tests/test_sbml_conformance.py
 

@@ -355,6 +355,35 @@ def run_p3_laplace(
     return build_s, solve_fn
 
 
+def p3_laplace_step_s(
+    observations: np.ndarray, fixed: list[dict[str, float]], repeats: int = 20
+) -> float:
+    """Median seconds of the Laplace kernel alone (exact Hessian at the MAP, on data already
+    packed and on the device, result blocked): the marginal cost of ``laplace=True`` in a
+    fit, without :func:`run_p3_laplace`'s packing of the patients again."""
+    import jax
+    import jax.numpy as jnp
+
+    hl = _import_hemolab()
+    from hemolab.calibrate import fit_map_batch
+    from hemolab.calibrate._map import _prepare
+
+    model = build_p3_model(hl)
+    patients = p3_patients(hl, observations, fixed)
+    fits = fit_map_batch(model, patients, rtol=P3_RTOL, atol=P3_ATOL, laplace=False)
+    names, arrays, kernel, dev = _prepare(model, patients, None, P3_RTOL, P3_ATOL)
+    phi = np.array(arrays.log_pop, dtype=np.float64)
+    phi[: len(fits)] = np.log([[f.estimate[nm] for nm in names] for f in fits])
+    phi_dev = jnp.asarray(phi)
+    jax.block_until_ready(kernel.laplace(phi_dev, dev))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(kernel.laplace(phi_dev, dev))
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
 def run_p3_nuts(observations: np.ndarray, fixed: list[dict[str, float]]) -> dict[str, object]:
     """NUTS for P3's patient (4 chains x (1000 warmup + 1000 draws), NUTS's default tolerances):
     first call (compiles) and a second timed call, with the diagnostics."""

@@ -175,10 +175,12 @@ def get_kernel(cm: Any, names: Sequence[str], n_outputs: int, spec: Spec, n_dev:
     return k
 
 
-def _on_devices(fn: Callable[..., Any], n_dev: int, n_args: int) -> Callable[..., Any]:
-    """``fn`` jitted, its patient rows split over ``n_dev`` host devices (``shard_map``);
-    ``n_args``: the leading arguments split by rows; then a replicated scalar for
-    the MAP search's iteration cap, and last the ``BatchArrays`` (tolerances replicated)."""
+def _on_devices(
+    fn: Callable[..., Any], n_dev: int, rows: int, scalars: int = 0
+) -> Callable[..., Any]:
+    """``fn`` jitted, its patient rows split over ``n_dev`` host devices (``shard_map``).
+    Its arguments: ``rows`` arrays split by rows, then ``scalars`` replicated values, and last
+    the ``BatchArrays`` (its tolerances replicated)."""
     import jax
 
     if n_dev == 1:
@@ -187,7 +189,7 @@ def _on_devices(fn: Callable[..., Any], n_dev: int, n_args: int) -> Callable[...
 
     mesh = Mesh(np.array(jax.local_devices()[:n_dev]), ("d",))
     arrays = BatchArrays._make([P("d")] * 14 + [P()] * 3)
-    specs = (*[P("d")] * n_args, *([P()] if n_args == 2 else []), arrays)
+    specs = (*[P("d")] * rows, *[P()] * scalars, arrays)
     return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=P("d"),
                                  check_vma=False))  # fmt: skip
 
@@ -357,11 +359,11 @@ def _build(cm: Any, names: tuple[str, ...], n_outputs: int, spec: Spec, n_dev: i
         return LaplaceResult(f, g, h, newton_decrement(g, h))
 
     key = [*_program_key(cm, names, n_outputs, spec), f"devices {n_dev}"]
-    search = _on_devices(_levenberg_marquardt(value_grad_gn), n_dev, 2)
+    search = _on_devices(_levenberg_marquardt(value_grad_gn), n_dev, rows=2, scalars=1)
     return Kernel(
         names=names,
         levenberg_marquardt=ExportedKernel("map-search", search, key),
-        laplace=ExportedKernel("laplace", _on_devices(laplace, n_dev, 1), key),
+        laplace=ExportedKernel("laplace", _on_devices(laplace, n_dev, rows=1), key),
         out_names=out_names,
         value_grad=jax.jit(value_grad),
         value_grad_hess=jax.jit(value_grad_hess),

@@ -31,7 +31,7 @@ test: install
 	$(ONE_DEVICE) $(BIN)/python -m pytest -q -p no:cacheprovider -m ray --cov --cov-report= \
 		--cov-fail-under=0 tests/test_ray_backend.py
 	$(ONE_DEVICE) $(BIN)/python -m pytest -n $(WORKERS) --dist worksteal --cov --cov-append \
-		--cov-report=term
+		--cov-report=term --durations=25
 	# the tracer-leak lane (STYLE.md): the solver loop and triggers under JAX's leak checker
 	JAX_CHECK_TRACER_LEAKS=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
 		tests/test_solver_ode.py tests/test_triggers.py tests/test_sensitivities.py

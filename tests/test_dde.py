@@ -207,3 +207,21 @@ def test_dde_convergence_order():
     )
     orders = np.log2(errors[:-1] / errors[1:])
     assert np.all(orders > 3.9), orders
+
+
+def test_a_model_may_declare_the_history_it_needs(mg_model):
+    """``Model.history_segments`` is where the ring starts (one compilation, not one per
+    growth); a bad value names the model and what was expected."""
+    from hemolab.solve import _engine
+
+    declared = mg_model.replace(history_segments=128)
+    grid = np.arange(0, 21.0)
+    res = hl.simulate(declared, grid=grid)
+    assert res.status[0] == 0
+    assert _engine._RING_HINTS[get_compiled(declared)] == 128  # started there, did not grow
+    np.testing.assert_allclose(res.variable("x"), hl.simulate(mg_model, grid=grid).variable("x"),
+                               rtol=1e-12)  # fmt: skip
+    assert hl.get_model("colijn_mackey").history_segments == 1024
+    for bad in (0, 2.5, "64"):
+        with pytest.raises(hl.ModelError, match=r"mackey_glass.*history_segments must be"):
+            mg_model.replace(history_segments=bad)

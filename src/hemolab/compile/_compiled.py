@@ -37,6 +37,8 @@ def model_hash(model: Model) -> str:
     }
     if model.triggers:  # part of what is solved (kept out otherwise: stable hashes)
         desc["triggers"] = [repr(t) for t in model.triggers]
+    if model.history_segments is not None:  # a solver setting: its compiled loops differ
+        desc["history_segments"] = model.history_segments
     return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -182,6 +182,8 @@ def colijn_mackey() -> Model:
             Observable("PLT_kg", "P", unit=_P, description="platelets per kg (model P)"),
             Observable("HSC", "Q", unit=_Q, description="quiescent stem cells per kg (model Q)"),
         ],
+        # the untreated run keeps ~1,000 steps within its longest delay: one compilation
+        history_segments=1024,
         citation=CITATION,
         description="Experimental: stem-cell delay model feeding neutrophil, red-cell and "
         "platelet lines (Colijn & Mackey 2005, Part II normal parameter file); destabilised "

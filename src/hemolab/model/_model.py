@@ -193,6 +193,10 @@ class Model:
     triggers
         State-triggered events that belong to the model (:class:`~hemolab.Trigger`; SBML
         events): applied in every simulation, before the triggers a call adds.
+    history_segments
+        Delay models: the solver steps of history the solver keeps from the first run (a
+        hint; a ring that overflows still grows). The default starts at 64 and grows 16x,
+        compiling the solver again each time; a model known to need more says so here.
 
     Raises
     ------
@@ -227,6 +231,7 @@ class Model:
     residual_error: Sequence[ResidualError] = ()
     triggers: Sequence[Any] = ()
     check_units: bool = True
+    history_segments: int | None = None
 
     def __post_init__(self) -> None:
         for attr in (
@@ -239,6 +244,13 @@ class Model:
         ):
             object.__setattr__(self, attr, tuple(getattr(self, attr)))
         object.__setattr__(self, "assignments", dict(self.assignments))
+        if self.history_segments is not None and not (
+            isinstance(self.history_segments, int) and self.history_segments >= 1
+        ):
+            raise ModelError(
+                f"model {self.name!r}: history_segments must be a positive integer or None, "
+                f"got {self.history_segments!r}"
+            )
         _validate(self)
         validate_variability(
             self.name,

@@ -93,7 +93,8 @@ _SIMPLE_OPS = frozenset({OP_NOP, OP_OUTPUT, OP_BOLUS, OP_ADD})
 # each step: P2 took 1.00 s with 1024 slots, 0.41 s with 32) and grow 16x for the patients
 # that overflow it (always checked), up to _RING_MAX; a model remembers the size that
 # sufficed. Each size is a compilation of its own: colijn_mackey needs 1,024 and compiled
-# 64, 256 and 1,024 at 30 s each when the ring grew 4x.
+# 64, 256 and 1,024 at 30 s each when the ring grew 4x (it now declares
+# Model.history_segments=1024 and compiles once).
 _RING_START = 64
 _RING_GROWTH = 16
 _RING_MAX = 65_536
@@ -322,7 +323,8 @@ def run_actions(
     if y_init is not None:
         y0_all[:] = np.broadcast_to(np.asarray(y_init, dtype=np.float64), (N, cm.n_states))
     model_key = model_hash(cm.model) if cm.has_delays else ""
-    hsize = history_size or _RING_HINTS.get(cm, _RING_HINTS_BY_HASH.get(model_key, _RING_START))
+    declared = min(cm.model.history_segments or _RING_START, _RING_MAX)
+    hsize = history_size or _RING_HINTS.get(cm, _RING_HINTS_BY_HASH.get(model_key, declared))
     n_vars = cm.n_states + len(cm.model.observables) if out_vars is None else len(out_vars)
     values = np.full((N, table.n_outputs, n_vars), np.nan)
     status = np.zeros(N, dtype=np.int32)

@@ -100,18 +100,24 @@ def expm_small(a: jax.Array) -> jax.Array:
     the batch needs.
     """
     m = a.shape[-1]
-    eye = jnp.eye(m)
     norm = jnp.max(jnp.sum(jnp.abs(a), axis=-1), axis=-1)
     s = jnp.clip(jnp.ceil(jnp.log2(jnp.maximum(norm, 1e-300) / 0.5)), 0, 1000).astype(jnp.int32)
-    scaled = a / jnp.exp2(s.astype(a.dtype))[:, None, None]
+    # batch last, products as broadcast sums: XLA:CPU runs a batched dot of (C, m, m) as C
+    # tiny matmuls (4x4, 256 lanes: 0.75 ms per Taylor polynomial; this layout 0.17 ms)
+    scaled = jnp.moveaxis(a / jnp.exp2(s.astype(a.dtype))[:, None, None], 0, -1)
+    eye = jnp.eye(m)[:, :, None]
+
+    def mul(x: jax.Array, y: jax.Array) -> jax.Array:
+        return jnp.sum(x[:, :, None, :] * y[None, :, :, :], axis=1)
+
     e = eye + scaled / 12.0
     for k in range(11, 0, -1):
-        e = eye + jnp.einsum("sij,sjk->sik", scaled, e) / k
+        e = eye + mul(scaled, e) / k
 
     def square(i: jax.Array, e: jax.Array) -> jax.Array:
-        return jnp.where((i < s)[:, None, None], jnp.einsum("sij,sjk->sik", e, e), e)
+        return jnp.where(i < s, mul(e, e), e)
 
-    return jax.lax.fori_loop(0, jnp.max(s), square, e)
+    return jnp.moveaxis(jax.lax.fori_loop(0, jnp.max(s), square, e), -1, 0)
 
 
 _RING_KEYS = ("t_start", "h", "u0", "coef")  # the history's per-segment arrays (big)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
@@ -302,3 +303,23 @@ def test_dose_only_action_branch_equals_the_general_one(monkeypatch):
     assert (light[1].status == Status.NONFINITE).all()
     # the doses took effect: x jumps by 2 at t = 1, y by -3 at t = 2.5
     assert light[0].values[0, 2, 0] > light[0].values[0, 1, 0] + 1.0
+
+
+def test_closed_form_exponential_does_not_depend_on_the_batch() -> None:
+    """A patient's propagator is bitwise the same whatever else is in its chunk, and equals
+    SciPy's ``expm`` (the chunked population runs rely on the first)."""
+    from scipy.linalg import expm
+
+    from hemolab.solve._loop import expm_small
+
+    a = np.random.default_rng(0).standard_normal((40, 4, 4)) * 3
+    a[0] = np.diag([-1.0, -1e6, 0.0, -2.0])  # a stiff one: scaled and squared many times
+    f = jax.jit(expm_small)
+    full = np.asarray(f(jnp.asarray(a)))
+    for n in (1, 3, 16, 17, 33):
+        assert np.array_equal(np.asarray(f(jnp.asarray(a[:n]))), full[:n]), n
+    for k in range(1, 40):
+        np.testing.assert_allclose(
+            full[k], expm(a[k]), rtol=1e-12, atol=1e-12 * np.abs(expm(a[k])).max()
+        )
+    np.testing.assert_allclose(full[0], expm(a[0]), atol=1e-15)

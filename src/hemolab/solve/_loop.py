@@ -108,7 +108,12 @@ def expm_small(a: jax.Array) -> jax.Array:
     eye = jnp.eye(m)[:, :, None]
 
     def mul(x: jax.Array, y: jax.Array) -> jax.Array:
-        return jnp.sum(x[:, :, None, :] * y[None, :, :, :], axis=1)
+        # summed in a fixed order: a reduction's order could change with the batch size, and
+        # a patient's result must not depend on which chunk it was solved in
+        out = x[:, 0, None, :] * y[None, 0, :, :]
+        for k in range(1, m):
+            out = out + x[:, k, None, :] * y[None, k, :, :]
+        return out
 
     e = eye + scaled / 12.0
     for k in range(11, 0, -1):

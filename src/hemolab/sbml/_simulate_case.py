@@ -8,14 +8,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hemolab._caches import clear_caches, memory_map_count
 from hemolab.model import Observable
 
 __all__ = ["simulate_case"]
 
 RTOL = 1e-10
 ATOL = 1e-14
-MAP_BUDGET = 20_000  # memory mappings (Linux allows 65,530): ~2,000 compiled cases
 
 
 def simulate_case(case: Any) -> pd.DataFrame:
@@ -44,12 +42,9 @@ def simulate_case(case: Any) -> pd.DataFrame:
     try:
         res = simulate(model, grid=times, rtol=RTOL, atol=ATOL, max_steps=1_000_000, throw=True)
     finally:
-        # one model per case: a process running many cases frees the compiled ones before
-        # their memory maps near Linux's limit (design note 016), not after every case, which
-        # made every case compile JAX's small eager operations again (~0.5 s of its ~3 s)
-        count = memory_map_count()
-        if count is not None and count > MAP_BUDGET:
-            clear_caches()
+        import jax
+
+        jax.clear_caches()  # one model per case: free its executables (and memory maps) now
     # positional columns: a variable may itself be called "time" (case 01820)
     values = [res.variable(f"case_out_{k}__")[0] for k in range(len(settings.variables))]
     return pd.DataFrame(

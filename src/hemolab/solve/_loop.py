@@ -103,7 +103,7 @@ def expm_small(a: jax.Array) -> jax.Array:
     norm = jnp.max(jnp.sum(jnp.abs(a), axis=-1), axis=-1)
     s = jnp.clip(jnp.ceil(jnp.log2(jnp.maximum(norm, 1e-300) / 0.5)), 0, 1000).astype(jnp.int32)
     # batch last, products as broadcast sums: XLA:CPU runs a batched dot of (C, m, m) as C
-    # tiny matmuls (4x4, 256 lanes: 0.75 ms per Taylor polynomial; this layout 0.17 ms)
+    # tiny matmuls (4x4, 256 lanes: the whole exponential took 1.04 ms, this layout 0.30 ms)
     scaled = jnp.moveaxis(a / jnp.exp2(s.astype(a.dtype))[:, None, None], 0, -1)
     eye = jnp.eye(m)[:, :, None]
 

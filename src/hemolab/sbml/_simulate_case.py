@@ -42,11 +42,24 @@ def simulate_case(case: Any) -> pd.DataFrame:
     try:
         res = simulate(model, grid=times, rtol=RTOL, atol=ATOL, max_steps=1_000_000, throw=True)
     finally:
-        import jax
-
-        jax.clear_caches()  # one model per case: free its executables (and memory maps) now
+        _release_when_crowded()
     # positional columns: a variable may itself be called "time" (case 01820)
     values = [res.variable(f"case_out_{k}__")[0] for k in range(len(settings.variables))]
     return pd.DataFrame(
         np.column_stack([res.time[0], *values]), columns=["time", *settings.variables]
     )
+
+
+# a third of Linux's default vm.max_map_count (65,530), as in the test suite (design note 016)
+MAX_MEMORY_MAPS = 24_000
+
+
+def _release_when_crowded() -> None:
+    """Free the compiled cases once this process holds many memory mappings. Not after every
+    case: clearing also drops JAX's small shared functions, which every case then recompiled
+    (12 % of a case's time, measured)."""
+    from hemolab._caches import clear_caches, memory_map_count
+
+    count = memory_map_count()
+    if count is not None and count > MAX_MEMORY_MAPS:
+        clear_caches()

@@ -25,6 +25,7 @@ def clear_caches() -> None:
     from hemolab.solve import _engine
 
     _engine._JIT_CACHE.clear()  # per compiled model: the solver loops (PinnedCompiled)
+    _engine._JIT_BY_CODE.clear()  # ... and per generated code
     _kernel._CACHE.clear()  # calibration objectives
     _nuts._RUNNERS.clear()  # vectorized NUTS runs
     jax.clear_caches()

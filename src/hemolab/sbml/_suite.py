@@ -699,7 +699,7 @@ def run_suite(
         enforced by SIGALRM in the process running the case, which Python handles only between
         bytecodes, so a long XLA compile or compiled solve overruns it and fails afterwards.
     batch_size
-        Contiguous cases per job; default ``min(25, ceil(len(cases) / workers))``.
+        Contiguous cases per job; default ``min(50, ceil(len(cases) / workers))``.
 
     Returns
     -------
@@ -745,7 +745,7 @@ def run_suite(
                 f"with workers > 1, simulate must be picklable (a module-level function); "
                 f"{_name(fn)} is not ({type(exc).__name__}: {exc})"
             ) from None
-        size = batch_size or max(1, min(25, math.ceil(total / workers)))
+        size = batch_size or max(1, min(50, math.ceil(total / workers)))
         _run_pool(cases, fn, timeout, workers, size, record)
     ordered = [done[c.id] for c in cases]
     return SuiteReport(ordered, seconds=_time.perf_counter() - t0)

@@ -7,6 +7,7 @@ population size N never triggers a recompilation.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import weakref
 from collections.abc import Callable
@@ -86,6 +87,8 @@ def _call_size(n: int) -> int:
 
 
 _JIT_CACHE: weakref.WeakKeyDictionary[CompiledModel, dict] = weakref.WeakKeyDictionary()
+# ... and by generated code, for models whose loops are interchangeable (see _code_key)
+_JIT_BY_CODE: dict[str, dict] = {}
 
 # Action tables made only of these operations get the lean loop body (design note 011).
 _SIMPLE_OPS = frozenset({OP_NOP, OP_OUTPUT, OP_BOLUS, OP_ADD})
@@ -123,7 +126,8 @@ def _compiled_solver(
     rate_targets: frozenset[int] | None = None,
     out_vars: tuple[int, ...] | None = None,
 ) -> Callable:
-    cache = _JIT_CACHE.setdefault(cm, {})
+    code = _code_key(cm) if triggers is None else None
+    cache = _JIT_BY_CODE.setdefault(code, {}) if code else _JIT_CACHE.setdefault(cm, {})
     trig = triggers.key if triggers else ""
     key = (T, history_size, fixed_step, stepper.name, trig, lanes, closed_form, queue_size)
     key += (sharded, ops, shared, rate_targets, out_vars)
@@ -144,6 +148,24 @@ def _compiled_solver(
         )
         cache[key] = _sharded(solver, shared) if sharded else jax.jit(solver)
     return cache[key]
+
+
+def _code_key(cm: CompiledModel) -> str | None:
+    """What a solver loop compiled for ``cm`` depends on, for models that share it: every
+    generated function's source (positional: ``y[0]``, ``p[3]``; literal numbers included),
+    the log-coordinate and closed-form states, and the sizes. Models that differ only in
+    names and parameter values (SBML Test Suite cases, a model rebuilt with new typical
+    values) then compile once. None (a loop of its own) where the loop reads more of the
+    model: delays, blood products."""
+    if cm.has_delays or cm.model.blood is not None:
+        return None
+    h = hashlib.sha256()
+    for name in sorted(cm.sources):
+        h.update(f"{name}\0{cm.sources[name]}\0".encode())
+    h.update(np.asarray(cm.log_mask, dtype=bool).tobytes())
+    sizes = (cm.linear_states, cm.n_states, cm.n_inputs, len(cm.model.observables))
+    h.update(repr(sizes).encode())
+    return h.hexdigest()
 
 
 def _sharded(solver: Callable, shared: bool = False) -> Callable:

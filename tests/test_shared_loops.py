@@ -1,8 +1,11 @@
 """Models whose generated code is the same share one compiled solver loop (``_code_key``):
 SBML Test Suite cases that differ only in numbers, a model rebuilt with new typical values.
-Delay models (and models taking blood products) keep loops of their own."""
+Delay models (and models taking blood products) share loops only with an equal model built
+again (same hash), as the next test builds it."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -39,3 +42,22 @@ def test_other_equations_and_delay_models_get_loops_of_their_own() -> None:
     assert _engine._code_key(get_compiled(_decay("first", 0.5).replace(
         observables=[hl.Observable("twice", "2*x")]))) != key  # fmt: skip
     assert _engine._code_key(get_compiled(hl.get_model("mackey_glass"))) is None
+
+
+def test_a_delay_model_built_again_reuses_its_loop_and_a_changed_one_does_not() -> None:
+    first = hl.get_model("mackey_glass")
+    again = hl.get_model("mackey_glass")
+    assert first is not again
+    key = _engine._loop_key(get_compiled(first), None)
+    assert key == _engine._loop_key(get_compiled(again), None)
+    kw = {"t_end": 20.0, "dt": 1.0}
+    r1 = hl.simulate(first, **kw)
+    loops = len(_engine._JIT_BY_CODE[key])
+    del first
+    r2 = hl.simulate(again, **kw)
+    assert len(_engine._JIT_BY_CODE[key]) == loops
+    np.testing.assert_array_equal(r1.values, r2.values)
+    changed = again.replace(
+        parameters=[replace(p, value=18.0) if p.name == "tau" else p for p in again.parameters]
+    )
+    assert _engine._loop_key(get_compiled(changed), None) != key

@@ -24,8 +24,7 @@ def clear_caches() -> None:
     from hemolab.calibrate import _kernel, _nuts
     from hemolab.solve import _engine
 
-    _engine._JIT_CACHE.clear()  # per compiled model: the solver loops (PinnedCompiled)
-    _engine._JIT_BY_CODE.clear()  # ... and per generated code
+    _engine._JIT_BY_CODE.clear()  # the solver loops, by generated code or model hash
     _kernel._CACHE.clear()  # calibration objectives
     _nuts._RUNNERS.clear()  # vectorized NUTS runs
     jax.clear_caches()

@@ -86,8 +86,9 @@ def _call_size(n: int) -> int:
     return _CALL_SIZE
 
 
-_JIT_CACHE: weakref.WeakKeyDictionary[CompiledModel, dict] = weakref.WeakKeyDictionary()
-# ... and by generated code, for models whose loops are interchangeable (see _code_key)
+# Solver loops by what they compute (_loop_key): the generated code of models whose loops are
+# interchangeable, else the model's hash; a model built again (another Model object, the next
+# test) finds its loop compiled
 _JIT_BY_CODE: dict[str, dict] = {}
 
 # Action tables made only of these operations get the lean loop body (design note 011).
@@ -126,8 +127,7 @@ def _compiled_solver(
     rate_targets: frozenset[int] | None = None,
     out_vars: tuple[int, ...] | None = None,
 ) -> Callable:
-    code = _code_key(cm) if triggers is None else None
-    cache = _JIT_BY_CODE.setdefault(code, {}) if code else _JIT_CACHE.setdefault(cm, {})
+    cache = _JIT_BY_CODE.setdefault(_loop_key(cm, triggers), {})
     trig = triggers.key if triggers else ""
     key = (T, history_size, fixed_step, stepper.name, trig, lanes, closed_form, queue_size)
     key += (sharded, ops, shared, rate_targets, out_vars)
@@ -148,6 +148,14 @@ def _compiled_solver(
         )
         cache[key] = _sharded(solver, shared) if sharded else jax.jit(solver)
     return cache[key]
+
+
+def _loop_key(cm: CompiledModel, triggers: CompiledTriggers | None) -> str:
+    """The cache key of ``cm``'s solver loops: its generated code where loops are
+    interchangeable between models (:func:`_code_key`), else its model's hash (and solver
+    choice), which names everything the loop reads; the triggers' own key is in the loop key."""
+    code = _code_key(cm) if triggers is None else None
+    return code or f"model:{model_hash(cm.model)}:{cm.model.stiff}"
 
 
 def _code_key(cm: CompiledModel) -> str | None:

@@ -246,7 +246,7 @@ class ExperimentStore:
     >>> import tempfile, hemolab as hl
     >>> store = hl.ExperimentStore(tempfile.mkdtemp())
     >>> with store.start("note", label="an empty experiment", spec={"x": 1}) as exp:
-    ...     exp.add_input("note.txt", data=b"hello")
+    ...     _ = exp.add_input("note.txt", data=b"hello")
     >>> store.get(exp.id).status
     'complete'
     """

@@ -87,6 +87,9 @@ def test_schemas_ship_for_every_json_command() -> None:
     assert schema_names() == [
         "calibrate",
         "demo",
+        "experiments-list",
+        "experiments-rerun",
+        "experiments-show",
         "forecast",
         "import",
         "models",
@@ -99,7 +102,7 @@ def test_schemas_ship_for_every_json_command() -> None:
         jsonschema.Draft202012Validator.check_schema(schema)
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
         assert load_schema(f"{name}.schema.json") == schema
-    available = "available: calibrate, demo, forecast, import, models, sbml-suite, simulate"
+    available = "available: calibrate, demo, experiments-list, experiments-rerun, experiments-show"
     with pytest.raises(hl.HemolabError, match=available):
         load_schema("report")
 

@@ -303,3 +303,60 @@ def test_unknown_backend_in_the_api() -> None:
     pop = Population(hl.get_model("friberg_docetaxel"), n=2, seed=1)
     with pytest.raises(hl.HemolabError, match=r"backend must be one of \['local', 'ray'\]"):
         simulate_population(pop, t_end=24.0, backend="dask")
+
+
+# --- the experiment store under concurrent writers ------------------------------------------
+
+
+def test_two_cli_runs_and_a_ray_sweep_recording_at_once_all_land(
+    ray_session: ModuleType, tmp_path: Path
+) -> None:
+    """Issue 8: two ``hemolab simulate --store`` processes and four Ray tasks write to one
+    store at the same time (DuckDB admits one writer process at a time: design note 022)."""
+    import subprocess
+
+    from hemolab.experiments import ExperimentStore
+    from test_experiments import EVENTS_CSV, MODEL_PY
+
+    store = tmp_path / "store"
+    ExperimentStore(store)
+    (tmp_path / "decay.py").write_text(MODEL_PY)
+    (tmp_path / "events.csv").write_text(EVENTS_CSV)
+    cli = str(Path(sys.executable).with_name("hemolab"))
+    runs = [
+        subprocess.Popen(
+            [cli, "simulate", str(tmp_path / "decay.py"), "--events", str(tmp_path / "events.csv"),
+             "--t-end", "24h", "--out", str(tmp_path / f"r{k}.parquet"), "--store", str(store),
+             "--json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=os.environ | {"HEMOLAB_HOST_DEVICES": "1"},
+        )
+        for k in range(2)
+    ]  # fmt: skip
+
+    @ray_session.remote
+    def sweep(root: str, task: int) -> list[str]:
+        import pyarrow as pa_
+        import pyarrow.parquet as pq_
+
+        from hemolab.experiments import ExperimentStore as Store
+
+        ids = []
+        for i in range(5):
+            with Store(root).start("sweep", label=f"task {task} point {i}", seed=i) as exp:
+                path = Path(root) / f"tmp-{task}-{i}.parquet"
+                pq_.write_table(pa_.table({"x": [float(task), float(i)]}), path)
+                exp.add_result("point.parquet", path)
+                ids.append(exp.id)
+        return ids
+
+    swept = ray_session.get([sweep.remote(str(store), t) for t in range(4)])
+    for p in runs:
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+        assert json.loads(out)["experiment"]
+    records = ExperimentStore(store).list()
+    assert sorted(r.kind for r in records) == ["simulate"] * 2 + ["sweep"] * 20
+    assert all(r.status == "complete" for r in records)
+    assert {r.id for r in records if r.kind == "sweep"} == {i for ids in swept for i in ids}
+    assert all(len(r.results) >= 1 for r in records)

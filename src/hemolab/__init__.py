@@ -24,6 +24,7 @@ from hemolab._errors import (
 from hemolab._simulate import simulate as simulate
 from hemolab.compile import CompiledModel as CompiledModel, compile_model as compile_model
 from hemolab.events import Trigger as Trigger
+from hemolab.experiments import ExperimentStore as ExperimentStore
 from hemolab.library import get_model as get_model, list_models as list_models
 from hemolab.model import (
     BloodSpec as BloodSpec,
@@ -54,6 +55,7 @@ __all__ = [
     "DatasetError",
     "DatasetIssue",
     "DelayError",
+    "ExperimentStore",
     "HemolabError",
     "HemolabWarning",
     "MissingParameterError",

@@ -230,6 +230,14 @@ def simulate(
             "its reports (CSV) and plots (PNG).",
         ),
     ] = None,
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            "--store",
+            help="Record the run as an experiment in this store (inputs, settings, versions, "
+            "results): hemolab experiments list|show|rerun.",
+        ),
+    ] = None,
 ) -> None:
     """Simulate MODEL (from its initial state, or under an event dataset) to a Parquet file.
 
@@ -240,8 +248,11 @@ def simulate(
 
     With --sedml FILE: the SED-ML's uniform time courses (with its model changes) on the SBML
     MODEL, by hemolab's solver; each report written to OUT/<id>.csv, each plot to OUT/<id>.png.
+
+    With --store DIR: the run is recorded as an experiment (hemolab experiments list).
     """
     from hemolab._simulate import simulate as run
+    from hemolab.cli._record import recording
     from hemolab.model._units import parse_duration
 
     if sedml is not None:
@@ -258,6 +269,7 @@ def simulate(
             "--dose-before-obs": dose_before_obs,
             "--backend": backend != "local",
             "--outputs": outputs is not None,
+            "--store": store is not None,
         }
         _simulate_sedml(
             model, sedml, out, [k for k, v in others.items() if v], rtol, atol, json_out
@@ -285,38 +297,50 @@ def simulate(
         selected = None
         if outputs is not None:
             selected = [v.strip() for v in outputs.split(",") if v.strip()]
-        if population is not None or seed is not None or omega is not None or residual_error:
-            _simulate_population(
-                mdl, out, events, params, te, step, time_unit, rtol, atol, dose_before_obs,
-                population, seed, omega, residual_error, chunk_size, backend, json_out,
-                selected,
-            )  # fmt: skip
-            return
-        if backend != "local":
-            raise HemolabError(
-                f"--backend {backend} runs virtual populations: give --population N --seed S"
-            )
-        with _progress(quiet=json_out) as progress, _warnings_to_console():
-            res = run(
-                mdl,
-                events,
-                params=params,
-                t_end=te,
-                dt=step,
-                time_unit=time_unit,
-                rtol=rtol,
-                atol=atol,
-                dose_before_obs=dose_before_obs,
-                progress=progress,
-                outputs=selected,
-            )
+        # what a rerun needs besides the files (hemolab experiments rerun)
+        options = {"time_unit": time_unit, "param": list(param or []), "t_end": t_end, "dt": dt,
+                   "rtol": rtol, "atol": atol, "dose_before_obs": dose_before_obs,
+                   "population": population, "seed": seed, "residual_error": residual_error,
+                   "chunk_size": chunk_size, "backend": backend, "outputs": outputs}  # fmt: skip
+        files = {"events": events, "omega": omega}
+        with recording(store, model_spec=model, model=mdl, options=options, files=files,
+                       seed=seed, rtol=rtol, atol=atol) as recorder:  # fmt: skip
+            if population is not None or seed is not None or omega is not None or residual_error:
+                _simulate_population(
+                    mdl, out, events, params, te, step, time_unit, rtol, atol, dose_before_obs,
+                    population, seed, omega, residual_error, chunk_size, backend, json_out,
+                    selected, recorder,
+                )  # fmt: skip
+                return
+            if backend != "local":
+                raise HemolabError(
+                    f"--backend {backend} runs virtual populations: give --population N --seed S"
+                )
+            with _progress(quiet=json_out) as progress, _warnings_to_console():
+                res = run(
+                    mdl,
+                    events,
+                    params=params,
+                    t_end=te,
+                    dt=step,
+                    time_unit=time_unit,
+                    rtol=rtol,
+                    atol=atol,
+                    dose_before_obs=dose_before_obs,
+                    progress=progress,
+                    outputs=selected,
+                    run_id=recorder.id,
+                )
+            try:
+                res.write_parquet(out)
+            except OSError as exc:  # a folder that cannot be created or written
+                raise HemolabError(f"cannot write {str(out)!r}: {exc.strerror or exc}") from None
+            recorder.results(out)
     except HemolabError as exc:
         raise _fail(str(exc)) from None
-    try:
-        res.write_parquet(out)
-    except OSError as exc:  # a folder that cannot be created or written
-        raise _fail(f"cannot write {str(out)!r}: {exc.strerror or exc}") from None
     summary = res.summary() | {"out": str(out)}
+    if recorder.id is not None:
+        summary["experiment"] = recorder.id
     if json_out:
         print(json.dumps(summary, indent=2))
     else:
@@ -391,6 +415,7 @@ def _simulate_population(
     backend: str,
     json_out: bool,
     outputs: list[str] | None = None,
+    recorder: Any = None,
 ) -> None:
     """``simulate --population``: a virtual population, streamed to one long result file."""
     from hemolab.population import Population, read_omega, simulate_population
@@ -434,8 +459,12 @@ def _simulate_population(
             dose_before_obs=dose_before_obs,
             backend=backend,
             outputs=outputs,
+            run_id=None if recorder is None else recorder.id,
         )
     summary = result.summary()
+    if recorder is not None and recorder.id is not None:
+        recorder.results(out)
+        summary["experiment"] = recorder.id
     if json_out:
         print(json.dumps(summary, indent=2))
     else:
@@ -627,6 +656,10 @@ from hemolab.cli._calibrate import calibrate, forecast  # noqa: E402  (they impo
 
 app.command(name="calibrate")(calibrate)
 app.command(name="forecast")(forecast)
+
+from hemolab.cli._experiments import experiments_app  # noqa: E402  (it imports this module)
+
+app.add_typer(experiments_app, name="experiments")
 
 
 def main() -> None:

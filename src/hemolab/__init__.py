@@ -23,7 +23,7 @@ from hemolab._errors import (
 )
 from hemolab._simulate import simulate as simulate
 from hemolab.compile import CompiledModel as CompiledModel, compile_model as compile_model
-from hemolab.events import Trigger as Trigger
+from hemolab.events import Course as Course, Regimen as Regimen, Trigger as Trigger
 from hemolab.experiments import ExperimentStore as ExperimentStore
 from hemolab.library import get_model as get_model, list_models as list_models
 from hemolab.model import (
@@ -51,6 +51,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BloodSpec",
     "CompiledModel",
+    "Course",
     "Covariate",
     "DatasetError",
     "DatasetIssue",
@@ -65,6 +66,7 @@ __all__ = [
     "Parameter",
     "Population",
     "PopulationResult",
+    "Regimen",
     "ResidualError",
     "Results",
     "SBMLError",

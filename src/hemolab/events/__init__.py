@@ -26,6 +26,11 @@ from hemolab.events._ops import (
     OP_REPLACE as OP_REPLACE,
     OP_RESET as OP_RESET,
 )
+from hemolab.events._regimen import (
+    Course as Course,
+    Regimen as Regimen,
+    RegimenError as RegimenError,
+)
 from hemolab.events._schedule import (
     DoseProperties as DoseProperties,
     Schedule as Schedule,

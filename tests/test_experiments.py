@@ -142,6 +142,7 @@ def test_sigkill_at_random_moments_leaves_every_earlier_experiment_intact(
     ExperimentStore(root)
     rng = np.random.default_rng(20261127)
     killed = incomplete = 0
+    store, counts = ExperimentStore(root), {}
     for trial in range(9):
         proc = _writer(root, f"t{trial}", 1000, hold=trial == 8)
         assert proc.stdout is not None

@@ -262,32 +262,11 @@ class ExperimentStore:
         return self.path / _FOLDER / experiment_id
 
     @contextmanager
-    def start(
-        self,
-        kind: str,
-        *,
-        label: str = "",
-        spec: Mapping[str, Any] | None = None,
-        model: Any = None,
-        seed: int | None = None,
-        solver: str | None = None,
-        rtol: float | None = None,
-        atol: float | None = None,
-        parent: str | None = None,
-    ) -> Iterator[Experiment]:
-        """Enter an experiment as running, yield it, then mark it complete, or failed with the
-        error's message when the block raises (the error propagates)."""
-        exp = self.begin(
-            kind,
-            label=label,
-            spec=spec,
-            model=model,
-            seed=seed,
-            solver=solver,
-            rtol=rtol,
-            atol=atol,
-            parent=parent,
-        )
+    def start(self, kind: str, **fields: Any) -> Iterator[Experiment]:
+        """Enter an experiment as running (``fields`` as for :meth:`begin`), yield it, then mark
+        it complete, or failed with the error's message when the block raises (the error
+        propagates)."""
+        exp = self.begin(kind, **fields)
         try:
             yield exp
         except BaseException as exc:
@@ -308,7 +287,9 @@ class ExperimentStore:
         atol: float | None = None,
         parent: str | None = None,
     ) -> Experiment:
-        """Enter an experiment as running (see :meth:`start`); end it with ``finish``/``fail``."""
+        """Enter an experiment as running; end it with its ``finish`` or ``fail`` (or use
+        :meth:`start`, which does). ``spec`` is what a rerun needs (plain JSON), ``model`` the
+        model run (its name and hash are recorded), ``parent`` the experiment this reruns."""
         _check_name(kind, "experiment kind")
         try:
             spec_text = json.dumps(dict(spec or {}), sort_keys=True, allow_nan=False)
@@ -382,14 +363,34 @@ class ExperimentStore:
         return found[0]
 
 
+_COLUMNS = (
+    "id",
+    "kind",
+    "label",
+    "status",
+    "started",
+    "ended",
+    "host",
+    "pid",
+    "process_start",
+    "actor",
+    "model_name",
+    "model_hash",
+    "seed",
+    "solver",
+    "rtol",
+    "atol",
+    "spec",
+    "versions",
+    "error",
+    "parent",
+)
+
+
 def _read_records(db: Any, experiment_id: str | None = None) -> list[ExperimentRecord]:
     where, args = ("WHERE id = ?", [experiment_id]) if experiment_id else ("", [])
-    cols = (
-        "id, kind, label, status, started, ended, host, pid, process_start, actor, "
-        "model_name, model_hash, seed, solver, rtol, atol, spec, versions, error, parent"
-    )
-    rows = db.execute(f"SELECT {cols} FROM experiments {where} ORDER BY started, id", args)
-    rows = rows.fetchall()
+    sql = f"SELECT {', '.join(_COLUMNS)} FROM experiments {where} ORDER BY started, id"
+    rows = db.execute(sql, args).fetchall()
     files: dict[str, list[StoredFile]] = {}
     fsql = (
         "SELECT id, role, name, path, bytes, sha256, content_sha256, n_rows FROM experiment_files"
@@ -400,55 +401,17 @@ def _read_records(db: Any, experiment_id: str | None = None) -> list[ExperimentR
         files.setdefault(fid, []).append(StoredFile(role, name, Path(path), size, sha, csha, n))
     here = socket.gethostname()
     out = []
-    for r in rows:
-        (
-            eid,
-            kind,
-            label,
-            status,
-            started,
-            ended,
-            host,
-            pid,
-            pstart,
-            actor,
-            mname,
-            mhash,
-            seed,
-            solver,
-            rtol,
-            atol,
-            spec,
-            versions,
-            error,
-            parent,
-        ) = r
-        if status == "running" and host == here and not _alive(pid, pstart):
-            status = "incomplete"
-        out.append(
-            ExperimentRecord(
-                eid,
-                kind,
-                label,
-                status,
-                started,
-                ended,
-                host,
-                pid,
-                actor,
-                mname,
-                mhash,
-                seed,
-                solver,
-                rtol,
-                atol,
-                json.loads(spec),
-                json.loads(versions),
-                error,
-                parent,
-                tuple(files.get(eid, ())),
-            )
+    for row in rows:
+        d: dict[str, Any] = dict(zip(_COLUMNS, row, strict=True))
+        started = d.pop("process_start")
+        if d["status"] == "running" and d["host"] == here and not _alive(d["pid"], started):
+            d["status"] = "incomplete"
+        d.update(
+            spec=json.loads(d["spec"]),
+            versions=json.loads(d["versions"]),
+            files=tuple(files.get(d["id"], ())),
         )
+        out.append(ExperimentRecord(**d))
     return out
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import jax
 import numpy as np
 import pytest
@@ -102,38 +100,3 @@ def _bounded_memory_maps():
     count = hl._caches.memory_map_count()
     if count is not None and count > _MAP_BUDGET:
         hl.clear_caches()
-
-
-# Coverage is measured on the tests that are not marked slow. Under coverage's line tracer a
-# slow test, nearly all JAX tracing and compiling, took 64 % longer (NUTS diagnostics: 101 s
-# alone, 165 s traced), and the slow tests are half of the main lane; the fast tests exercise
-# the same code (the reported total is a lower bound). Design note 024.
-@contextlib.contextmanager
-def _coverage_paused(item: pytest.Item):
-    cov = None
-    if item.get_closest_marker("slow") is not None:
-        try:
-            import coverage
-
-            cov = coverage.Coverage.current()
-        except ImportError:
-            cov = None
-    if cov is not None:
-        cov.stop()
-    try:
-        yield
-    finally:
-        if cov is not None:
-            cov.start()
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_setup(item: pytest.Item):
-    with _coverage_paused(item):
-        yield
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_call(item: pytest.Item):
-    with _coverage_paused(item):
-        yield

@@ -480,6 +480,7 @@ def test_no_warning_for_a_clean_dataset():
 def test_public_names_are_exported_explicitly():
     public = sorted(n for n in dir(ev) if not n.startswith("_"))
     assert public == [
+        "Course",
         "DoseProperties",
         "EventDataset",
         "EventRecord",
@@ -495,6 +496,8 @@ def test_public_names_are_exported_explicitly():
         "OP_RATE_F",
         "OP_REPLACE",
         "OP_RESET",
+        "Regimen",
+        "RegimenError",
         "Schedule",
         "SubjectEvents",
         "Trigger",

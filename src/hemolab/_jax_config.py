@@ -6,7 +6,7 @@
   It takes effect only if JAX has not started its CPU backend before hemolab is imported.
 * XLA:CPU's classic elemental emitters instead of its newer fusion emitters (jaxlib 0.10 only,
   where the flag exists; an ``xla_cpu_use_fusion_emitters`` in ``XLA_FLAGS`` wins). Compiling
-  hemolab's solver loops takes about 40 % less time; run times move both ways (design note 020).
+  hemolab's solver loops takes 15-40 % less time; run times move both ways (design note 020).
 * A persistent compilation cache, opt-in (``$HEMOLAB_JAX_CACHE=DIR``): a model's solver then
   compiles once per machine, not once per process. Off by default since jaxlib 0.10.2's CPU
   executable (de)serialisation segfaulted twice in one test run (once reading, once writing

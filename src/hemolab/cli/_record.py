@@ -95,7 +95,7 @@ def recording(
         if exc.exit_code in (0, 1):
             exp.finish()
         else:
-            exp.fail("the command stopped with exit code {exc.exit_code}")
+            exp.fail(f"the command stopped with exit code {exc.exit_code}")
         raise
     except BaseException as exc:
         exp.fail(exc)

@@ -93,6 +93,7 @@ def test_schemas_ship_for_every_json_command() -> None:
         "forecast",
         "import",
         "models",
+        "run",
         "sbml-suite",
         "simulate",
         "simulate-sedml",

@@ -42,6 +42,11 @@ from hemolab.population import (
     read_omega as read_omega,
     simulate_population as simulate_population,
 )
+from hemolab.protocols import (
+    Protocol as Protocol,
+    read_protocol as read_protocol,
+    run_protocol as run_protocol,
+)
 from hemolab.results import Results as Results, read_metadata as read_metadata
 from hemolab.sbml import read_antimony as read_antimony, read_sbml as read_sbml
 from hemolab.solve import Status as Status
@@ -66,6 +71,7 @@ __all__ = [
     "Parameter",
     "Population",
     "PopulationResult",
+    "Protocol",
     "Regimen",
     "ResidualError",
     "Results",
@@ -88,7 +94,9 @@ __all__ = [
     "read_antimony",
     "read_metadata",
     "read_omega",
+    "read_protocol",
     "read_sbml",
+    "run_protocol",
     "simulate",
     "simulate_population",
 ]

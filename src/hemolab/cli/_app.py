@@ -661,6 +661,10 @@ from hemolab.cli._experiments import experiments_app  # noqa: E402  (it imports 
 
 app.add_typer(experiments_app, name="experiments")
 
+from hemolab.cli._run import run  # noqa: E402  (it imports this module)
+
+app.command(name="run")(run)
+
 
 def main() -> None:
     """Console-script entry point."""

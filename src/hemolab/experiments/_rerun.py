@@ -20,7 +20,10 @@ from hemolab.experiments._store import ExperimentRecord, ExperimentStore, _sha25
 __all__ = ["RerunReport", "register_kind", "rerun"]
 
 # kind -> "module:function(store, record) -> new experiment id"
-_KINDS: dict[str, str] = {"simulate": "hemolab.cli._record:rerun_simulate"}
+_KINDS: dict[str, str] = {
+    "simulate": "hemolab.cli._record:rerun_simulate",
+    "protocol": "hemolab.cli._run:rerun_protocol",
+}
 
 
 def register_kind(kind: str, runner: str) -> None:

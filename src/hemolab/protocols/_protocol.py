@@ -1,0 +1,254 @@
+"""A treatment protocol: consecutive phases, each with its doses and parameter settings, the
+observables monitored and how often, and safety limits on the monitored values.
+
+A protocol is data. :meth:`Protocol.to_dataset` writes its doses and parameter changes as an
+event dataset (DATA-FORMATS §A), and :func:`limit_tracking` turns each safety limit into two
+state triggers that keep the longest episode during which the limit's condition held, with
+its start and end located exactly by root finding (not on the monitoring grid).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from hemolab._errors import HemolabError
+
+__all__ = ["Dose", "Limit", "Monitoring", "Phase", "Protocol", "ProtocolError"]
+
+_REL = re.compile(r"^(?P<lhs>[^<>=]+?)\s*(?P<op><=|>=|<|>)\s*(?P<rhs>[^<>=]+)$")
+_FLIP = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}
+
+
+class ProtocolError(HemolabError, ValueError):
+    """A protocol is invalid; from a file, the message names the file, line and field."""
+
+
+@dataclass(frozen=True)
+class Dose:
+    """Doses into state ``cmt``: ``count`` of ``amount`` every ``every`` from ``start``
+    (times relative to the phase's start, in the model's time unit); ``duration > 0`` gives
+    an infusion. ``unit``: the amount's UCUM unit when it is not the state's (``mg/m2``)."""
+
+    cmt: str
+    amount: float
+    start: float = 0.0
+    every: float | None = None
+    count: int = 1
+    duration: float = 0.0
+    unit: str | None = None
+
+    def times(self) -> np.ndarray:
+        step = self.every or 0.0
+        return self.start + step * np.arange(self.count, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One phase: ``duration`` long, its doses, and parameters held at other values while it
+    lasts (restored to the baseline when it ends). ``start``: the phase's absolute start,
+    or ``None`` to follow the previous phase at once."""
+
+    name: str
+    duration: float
+    doses: Sequence[Dose] = ()
+    parameters: Mapping[str, float] = field(default_factory=dict)
+    start: float | None = None
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    """The observables measured, every ``every`` time units from the start to the end."""
+
+    observables: Sequence[str]
+    every: float
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A safety limit: ``when`` (``"ANC < 0.5"``) must not hold for longer than
+    ``longer_than`` (or at all, with ``None``) in more than ``max_probability`` of the
+    patients."""
+
+    name: str
+    when: str
+    longer_than: float | None = None
+    max_probability: float = 0.0
+
+    def relation(self) -> tuple[str, str, str]:
+        """``(lhs, op, rhs)`` of the condition."""
+        m = _REL.match(self.when.strip())
+        if m is None:
+            raise ProtocolError(
+                f"limit {self.name!r}: condition {self.when!r} is not one comparison "
+                "(e.g. 'ANC < 0.5')"
+            )
+        return m.group("lhs").strip(), m.group("op"), m.group("rhs").strip()
+
+    def negation(self) -> str:
+        lhs, op, rhs = self.relation()
+        return f"{lhs} {_FLIP[op]} {rhs}"
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Phases in order, monitoring and safety limits; times in the model's time unit.
+
+    Raises :class:`ProtocolError` when phases overlap, a dose falls outside its phase, or a
+    field is out of range; the message names the phase or limit.
+    """
+
+    name: str
+    phases: Sequence[Phase]
+    monitoring: Monitoring
+    limits: Sequence[Limit] = ()
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.phases:
+            raise ProtocolError(f"protocol {self.name!r} has no phases")
+        names = [p.name for p in self.phases]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ProtocolError(f"protocol {self.name!r}: phase name {dup[0]!r} is used twice")
+        starts = self.phase_starts()
+        for k, (p, t0) in enumerate(zip(self.phases, starts, strict=True)):
+            if not (math.isfinite(p.duration) and p.duration > 0):
+                raise ProtocolError(f"phase {p.name!r}: duration must be > 0, got {p.duration}")
+            if k > 0:
+                prev, prev_end = self.phases[k - 1], starts[k - 1] + self.phases[k - 1].duration
+                if t0 < prev_end - 1e-12 * max(1.0, prev_end):
+                    raise ProtocolError(
+                        f"phase {p.name!r} starts at {t0:g}, before phase {prev.name!r} ends "
+                        f"at {prev_end:g}: phases must not overlap"
+                    )
+            for d in p.doses:
+                _check_dose(p, d)
+        if not (math.isfinite(self.monitoring.every) and self.monitoring.every > 0):
+            raise ProtocolError(f"monitoring every must be > 0, got {self.monitoring.every}")
+        if not self.monitoring.observables:
+            raise ProtocolError("monitoring names no observable")
+        lnames = [lim.name for lim in self.limits]
+        for lim in self.limits:
+            lim.relation()
+            if lnames.count(lim.name) > 1:
+                raise ProtocolError(f"limit name {lim.name!r} is used twice")
+            if not 0.0 <= lim.max_probability <= 1.0:
+                raise ProtocolError(
+                    f"limit {lim.name!r}: max_probability must be in [0, 1], "
+                    f"got {lim.max_probability}"
+                )
+            if lim.longer_than is not None and not lim.longer_than >= 0:
+                raise ProtocolError(
+                    f"limit {lim.name!r}: longer_than must be >= 0, got {lim.longer_than}"
+                )
+
+    def phase_starts(self) -> list[float]:
+        starts: list[float] = []
+        t = 0.0
+        for p in self.phases:
+            t0 = t if p.start is None else float(p.start)
+            if t0 < 0:
+                raise ProtocolError(f"phase {p.name!r}: start must be >= 0, got {t0:g}")
+            starts.append(t0)
+            t = t0 + p.duration
+        return starts
+
+    @property
+    def end(self) -> float:
+        """The end of the last phase: the end of the protocol and of its simulation."""
+        return self.phase_starts()[-1] + self.phases[-1].duration
+
+    def phase_table(self) -> list[dict[str, object]]:
+        return [
+            {"name": p.name, "start": t0, "end": t0 + p.duration, "n_doses": _n_doses(p)}
+            for p, t0 in zip(self.phases, self.phase_starts(), strict=True)
+        ]
+
+    def total_amount(self, cmt: str | None = None) -> float:
+        """Sum of the dose amounts (in their own units) into ``cmt`` (every state: None)."""
+        return float(
+            sum(
+                d.amount * d.count
+                for p in self.phases
+                for d in p.doses
+                if cmt is None or d.cmt == cmt
+            )
+        )
+
+    def grid(self) -> np.ndarray:
+        """The monitoring times: ``0, every, 2 every, ...`` and the end."""
+        every, end = self.monitoring.every, self.end
+        n = int(np.floor(end / every + 1e-9))
+        g = np.arange(n + 1) * every
+        if g[-1] < end - 1e-9 * max(1.0, end):
+            g = np.append(g, end)
+        return g
+
+    def to_dataset(self, baseline: Mapping[str, float]) -> pd.DataFrame:
+        """The protocol's events for one subject (``ID`` 1), DATA-FORMATS §A.
+
+        ``baseline``: each phase parameter's value outside its phases, restored when a phase
+        that changed it ends (not after the last phase: the simulation ends there).
+        """
+        rows: list[dict[str, object]] = []
+        end = self.end
+        for p, t0 in zip(self.phases, self.phase_starts(), strict=True):
+            for name, value in p.parameters.items():
+                rows.append(_param_row(t0, name, value))
+                if t0 + p.duration < end:
+                    rows.append(_param_row(t0 + p.duration, name, baseline[name]))
+            for d in p.doses:
+                row: dict[str, object] = {
+                    "ID": 1,
+                    "TIME": t0 + d.start,
+                    "EVID": 1,
+                    "AMT": d.amount,
+                    "CMT": d.cmt,
+                }
+                if d.count > 1:
+                    row["II"], row["ADDL"] = d.every, d.count - 1
+                if d.duration > 0:
+                    row["DUR"] = d.duration
+                if d.unit:
+                    row["AMT_UNIT"] = d.unit
+                rows.append(row)
+        # a restore and the next phase's setting at the same time apply in this order
+        frame = pd.DataFrame(rows, columns=None if rows else ["ID", "TIME", "EVID", "AMT", "CMT"])
+        return frame.sort_values("TIME", kind="stable").reset_index(drop=True)
+
+
+def _param_row(t: float, name: str, value: float) -> dict[str, object]:
+    return {"ID": 1, "TIME": t, "EVID": 2, "EVENT": "param", "PARAM": name, "VALUE": value}
+
+
+def _n_doses(p: Phase) -> int:
+    return int(sum(d.count for d in p.doses))
+
+
+def _check_dose(p: Phase, d: Dose) -> None:
+    where = f"phase {p.name!r}: dose into {d.cmt!r}"
+    if not (math.isfinite(d.amount) and d.amount > 0):
+        raise ProtocolError(f"{where}: amount must be > 0, got {d.amount}")
+    if d.count < 1:
+        raise ProtocolError(f"{where}: count must be >= 1, got {d.count}")
+    if d.count > 1 and not (d.every is not None and d.every > 0):
+        raise ProtocolError(f"{where}: {d.count} doses need every > 0 (the interval)")
+    if d.start < 0 or not math.isfinite(d.start):
+        raise ProtocolError(f"{where}: start must be >= 0 (from the phase's start)")
+    if d.duration < 0 or not math.isfinite(d.duration):
+        raise ProtocolError(f"{where}: duration must be >= 0, got {d.duration}")
+    last = float(d.times()[-1])
+    tol = 1e-12 * max(1.0, p.duration)
+    # a bolus at the phase's end belongs to the next phase; an infusion may end with it
+    if (d.duration == 0 and last >= p.duration - tol) or last + d.duration > p.duration + tol:
+        raise ProtocolError(
+            f"{where}: the last dose {'ends' if d.duration else 'is'} at "
+            f"{last + d.duration:g} from the phase's start, after the phase ends "
+            f"({p.duration:g}): a dose belongs to one phase"
+        )

@@ -1,0 +1,353 @@
+"""Reading a protocol from TOML, every problem reported with the file, line and field::
+
+[protocol]
+name = "docetaxel, three weekly cycles"
+model = "friberg_docetaxel"   # a library model, or a model file (relative to this file)
+time_unit = "d"               # of bare numbers below (default: the model's)
+
+[population]                  # optional: a virtual population of the model
+n = 200
+seed = 7
+
+[monitoring]
+observables = ["ANC"]
+every = "1d"
+
+[[phase]]
+name = "cycle 1"
+duration = "21d"              # a number, or text with a unit suffix ("504h", "3w")
+parameters = { }              # parameters held at other values during the phase
+
+[[phase.dose]]
+cmt = "A1"
+amount = 100
+unit = "mg/m2"                # optional: AMT_UNIT
+start = 0                     # from the phase's start
+every = "7d"                  # with count > 1
+count = 1
+duration = "1h"               # optional: an infusion
+
+[[limit]]
+name = "grade-4 neutropenia > 7 d"
+when = "ANC < 0.5"
+longer_than = "7d"            # absent: the condition must never hold
+max_probability = 0.10
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hemolab._errors import HemolabError
+from hemolab._toml import TomlLines
+from hemolab.protocols._protocol import Dose, Limit, Monitoring, Phase, Protocol, ProtocolError
+
+__all__ = ["ProtocolFile", "protocol_model", "read_protocol"]
+
+_TABLES = {"protocol", "population", "monitoring", "phase", "limit"}
+_HEAD = {"name", "model", "time_unit"}
+_PHASE = {"name", "duration", "start", "parameters", "dose"}
+_DOSE = {"cmt", "amount", "unit", "start", "every", "count", "duration"}
+_LIMIT = {"name", "when", "longer_than", "max_probability"}
+
+
+@dataclass(frozen=True)
+class ProtocolFile:
+    """A protocol read from a file, with the model and population it names."""
+
+    protocol: Protocol
+    model: str  # library name, or a model file's absolute path
+    population_n: int | None
+    population_seed: int | None
+    path: Path
+
+
+def protocol_model(path: str | os.PathLike[str]) -> str:
+    """The model a protocol file names: a library name, or a model file's absolute path
+    (relative to the protocol file), without reading the rest."""
+    p = Path(path)
+    if not p.is_file():
+        raise ProtocolError(f"protocol {str(p)!r} does not exist or is not a file")
+    text = p.read_text(encoding="utf-8", errors="replace")
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProtocolError(f"{p}: not valid TOML: {exc}") from None
+    lines = TomlLines(text, str(p))
+    head = doc.get("protocol")
+    if not isinstance(head, dict):
+        raise ProtocolError(f"{p}: missing table [protocol]")
+    model = head.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise ProtocolError(f"{lines.of('protocol', 'model')}: model must name a model")
+    return _model_path(p, model.strip())
+
+
+def _model_path(p: Path, model: str) -> str:
+    if model.lower().endswith((".xml", ".sbml", ".ant", ".antimony", ".py")):
+        return str((p.parent / model).resolve())
+    return model
+
+
+def read_protocol(path: str | os.PathLike[str], *, time_unit: str | None = None) -> ProtocolFile:
+    """Read ``path`` (TOML, format in this module's docstring). ``time_unit``: the model's
+    time unit, into which every duration is converted; default: the named library model's.
+    """
+    from hemolab.model._units import TIME_UNITS, parse_duration, time_factor
+
+    p = Path(path)
+    if not p.is_file():
+        raise ProtocolError(f"protocol {str(p)!r} does not exist or is not a file")
+    text = p.read_text(encoding="utf-8", errors="replace")
+    lines = TomlLines(text, str(p))
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProtocolError(f"{p}: not valid TOML: {exc}") from None
+
+    def fail(where: str, message: str) -> ProtocolError:
+        return ProtocolError(f"{where}: {message}")
+
+    unknown = sorted(set(doc) - _TABLES)
+    if unknown:
+        raise fail(
+            lines.of(unknown[0]),
+            f"unknown table [{unknown[0]}] (expected [protocol], [population], [monitoring], "
+            "[[phase]], [[phase.dose]], [[limit]])",
+        )
+    head = _table(doc, "protocol", lines, fail, required=True)
+    _only(head, _HEAD, "protocol", lines.of("protocol"), lines, fail)
+    name = _text(head, "name", lines.of("protocol", "name"), fail, default=p.stem)
+    model = _text(head, "model", lines.of("protocol", "model"), fail)
+    model_path = _model_path(p, model)
+    unit_text = head.get("time_unit")
+    if time_unit is None:
+        time_unit = _library_time_unit(model, lines.of("protocol", "model"), fail)
+    if unit_text is not None and (not isinstance(unit_text, str) or unit_text not in TIME_UNITS):
+        raise fail(
+            lines.of("protocol", "time_unit"),
+            f"time_unit {unit_text!r} is not one of {', '.join(TIME_UNITS)}",
+        )
+    bare_unit = str(unit_text) if unit_text is not None else time_unit
+
+    def duration(value: Any, where: str, field_: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise fail(
+                where, f"{field_} must be a number or a duration such as '21d', got {value!r}"
+            )
+        try:
+            x = parse_duration(str(value), bare_unit)
+        except HemolabError as exc:
+            raise fail(where, f"{field_}: {exc}") from None
+        return x * time_factor(bare_unit, time_unit)
+
+    pop = _table(doc, "population", lines, fail)
+    _only(pop, {"n", "seed"}, "population", lines.of("population"), lines, fail)
+    n = _integer(pop, "n", lines.of("population", "n"), fail, minimum=1)
+    seed = _integer(pop, "seed", lines.of("population", "seed"), fail, minimum=0)
+    if (n is None) != (seed is None):
+        raise fail(lines.of("population"), "[population] needs both n and seed (reproducible)")
+
+    mon = _table(doc, "monitoring", lines, fail, required=True)
+    _only(mon, {"observables", "every"}, "monitoring", lines.of("monitoring"), lines, fail)
+    obs = mon.get("observables")
+    if not isinstance(obs, list) or not obs or not all(isinstance(o, str) for o in obs):
+        raise fail(
+            lines.of("monitoring", "observables"),
+            'observables must be a non-empty list of names, e.g. ["ANC"]',
+        )
+    if "every" not in mon:
+        raise fail(lines.of("monitoring"), "missing field 'every' (how often to monitor)")
+    every = duration(mon["every"], lines.of("monitoring", "every"), "every")
+
+    raw_phases = doc.get("phase")
+    if not isinstance(raw_phases, list) or not raw_phases:
+        raise fail(str(p), "no [[phase]] tables: a protocol has at least one phase")
+    phases: list[Phase] = []
+    dose_k = 0
+    for k, ph in enumerate(raw_phases):
+        where = lines.of("phase", nth=k)
+        if not isinstance(ph, dict):
+            raise fail(where, "each [[phase]] must be a table")
+        _only(ph, _PHASE, f"phase #{k + 1}", where, lines, fail, table="phase", nth=k)
+        pname = _text(ph, "name", lines.of("phase", "name", nth=k), fail, default=f"phase {k + 1}")
+        if "duration" not in ph:
+            raise fail(where, f"phase {pname!r}: missing field 'duration'")
+        dur = duration(ph["duration"], lines.of("phase", "duration", nth=k), "duration")
+        start = (
+            duration(ph["start"], lines.of("phase", "start", nth=k), "start")
+            if "start" in ph
+            else None
+        )
+        params = ph.get("parameters", {})
+        if not isinstance(params, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            for v in params.values()
+        ):
+            raise fail(
+                lines.of("phase", "parameters", nth=k),
+                f"phase {pname!r}: parameters must map names to numbers",
+            )
+        doses: list[Dose] = []
+        raw_doses = ph.get("dose", [])
+        if not isinstance(raw_doses, list):
+            raise fail(where, f"phase {pname!r}: doses are [[phase.dose]] tables")
+        for d in raw_doses:
+            dwhere = lines.of("phase.dose", nth=dose_k)
+
+            def at(key: str, _n: int = dose_k) -> str:
+                return lines.of("phase.dose", key, nth=_n)
+
+            dose_k += 1
+            if not isinstance(d, dict):
+                raise fail(dwhere, "each [[phase.dose]] must be a table")
+            extra = sorted(set(d) - _DOSE)
+            if extra:
+                raise fail(
+                    at(extra[0]),
+                    f"phase {pname!r}: unknown dose field {extra[0]!r} "
+                    f"(expected: {', '.join(sorted(_DOSE))})",
+                )
+            cmt = _text(d, "cmt", at("cmt"), fail)
+            amount = d.get("amount")
+            if isinstance(amount, bool) or not isinstance(amount, (int, float)):
+                raise fail(
+                    at("amount"), f"phase {pname!r}: amount must be a number, got {amount!r}"
+                )
+            count = _integer(d, "count", at("count"), fail, minimum=1) or 1
+            doses.append(
+                Dose(
+                    cmt=cmt,
+                    amount=float(amount),
+                    start=duration(d.get("start", 0), at("start"), "start"),
+                    every=duration(d["every"], at("every"), "every") if "every" in d else None,
+                    count=count,
+                    duration=duration(d.get("duration", 0), at("duration"), "duration"),
+                    unit=_text(d, "unit", at("unit"), fail) if "unit" in d else None,
+                )
+            )
+        phases.append(
+            Phase(
+                pname,
+                dur,
+                tuple(doses),
+                {str(a): float(b) for a, b in params.items()},
+                start,
+            )
+        )
+
+    limits: list[Limit] = []
+    raw_limits = doc.get("limit", [])
+    if not isinstance(raw_limits, list):
+        raise fail(lines.of("limit"), "limits are [[limit]] tables")
+    for k, lim in enumerate(raw_limits):
+        where = lines.of("limit", nth=k)
+        if not isinstance(lim, dict):
+            raise fail(where, "each [[limit]] must be a table")
+        _only(lim, _LIMIT, f"limit #{k + 1}", where, lines, fail, table="limit", nth=k)
+        lname = _text(lim, "name", lines.of("limit", "name", nth=k), fail, default=f"limit {k + 1}")
+        when = _text(lim, "when", lines.of("limit", "when", nth=k), fail)
+        longer = (
+            duration(lim["longer_than"], lines.of("limit", "longer_than", nth=k), "longer_than")
+            if "longer_than" in lim
+            else None
+        )
+        mp = lim.get("max_probability", 0.0)
+        if isinstance(mp, bool) or not isinstance(mp, (int, float)) or not 0 <= mp <= 1:
+            raise fail(
+                lines.of("limit", "max_probability", nth=k),
+                f"limit {lname!r}: max_probability must be a number in [0, 1], got {mp!r}",
+            )
+        limit = Limit(lname, when, longer, float(mp))
+        try:
+            limit.relation()
+        except ProtocolError as exc:
+            raise fail(lines.of("limit", "when", nth=k), str(exc)) from None
+        limits.append(limit)
+
+    try:
+        protocol = Protocol(
+            name, tuple(phases), Monitoring(tuple(obs), every), tuple(limits), str(p)
+        )
+    except ProtocolError as exc:
+        raise fail(_blame(lines, raw_phases, raw_limits, str(exc)), str(exc)) from None
+    return ProtocolFile(protocol, model_path, n, seed, p)
+
+
+def _blame(lines: TomlLines, raw_phases: list[Any], raw_limits: list[Any], message: str) -> str:
+    """The line of the phase or limit a protocol-level message names first (else the file)."""
+    best: tuple[int, str] | None = None
+    for table, raw in (("phase", raw_phases), ("limit", raw_limits)):
+        for k, item in enumerate(raw):
+            if not isinstance(item, dict):
+                continue
+            at = message.find(f"{table} {item.get('name', f'{table} {k + 1}')!r}")
+            if at >= 0 and (best is None or at < best[0]):
+                best = (at, lines.of(table, nth=k))
+    return best[1] if best else lines.path
+
+
+def _library_time_unit(model: str, where: str, fail: Any) -> str:
+    from hemolab.library import get_model, list_models
+
+    if model in list_models():
+        return get_model(model).time_unit
+    raise fail(
+        where,
+        f"model {model!r} is not a library model ({', '.join(list_models())}); for a model "
+        "file, pass its time unit (read_protocol(..., time_unit=...))",
+    )
+
+
+def _table(
+    doc: dict[str, Any], name: str, lines: TomlLines, fail: Any, required: bool = False
+) -> dict[str, Any]:
+    t = doc.get(name)
+    if t is None:
+        if required:
+            raise fail(lines.path, f"missing table [{name}]")
+        return {}
+    if not isinstance(t, dict):
+        raise fail(lines.of(name), f"[{name}] must be a table")
+    return t
+
+
+def _only(
+    t: dict[str, Any],
+    allowed: set[str],
+    what: str,
+    where: str,
+    lines: TomlLines,
+    fail: Any,
+    table: str | None = None,
+    nth: int = 0,
+) -> None:
+    extra = sorted(set(t) - allowed)
+    if extra:
+        loc = lines.of(table or what, extra[0], nth=nth) if table or what else where
+        raise fail(
+            loc, f"unknown field {extra[0]!r} in {what} (expected: {', '.join(sorted(allowed))})"
+        )
+
+
+def _text(t: dict[str, Any], key: str, where: str, fail: Any, default: str | None = None) -> str:
+    v = t.get(key, default)
+    if v is None:
+        raise fail(where, f"missing field {key!r}")
+    if not isinstance(v, str) or not v.strip():
+        raise fail(where, f"{key} must be a non-empty string, got {v!r}")
+    return v.strip()
+
+
+def _integer(t: dict[str, Any], key: str, where: str, fail: Any, minimum: int) -> int | None:
+    if key not in t:
+        return None
+    v = t[key]
+    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+        raise fail(where, f"{key} must be an integer >= {minimum}, got {v!r}")
+    return int(v)

@@ -1,0 +1,330 @@
+"""Running a protocol over a virtual population (or one typical patient): its events, its
+limits tracked at exact crossings, and the outcome per patient and over the population."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hemolab._errors import HemolabError
+from hemolab.model import Model, Observable, Parameter
+from hemolab.protocols._protocol import Limit, Protocol, ProtocolError
+
+__all__ = ["LimitOutcome", "ProtocolResult", "limit_tracking", "run_protocol"]
+
+_PREFIX = "hl_lim"
+
+
+@dataclass(frozen=True)
+class LimitOutcome:
+    """A safety limit over the population: the share of patients (that solved) whose
+    longest episode broke it, its 95 % Wilson interval, and whether it is within
+    ``max_probability``."""
+
+    limit: Limit
+    n: int
+    n_violated: int
+
+    @property
+    def probability(self) -> float:
+        return self.n_violated / self.n if self.n else math.nan
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return _wilson(self.n_violated, self.n)
+
+    @property
+    def met(self) -> bool:
+        return self.n > 0 and self.probability <= self.limit.max_probability
+
+    def to_json(self) -> dict[str, Any]:
+        lo, hi = self.interval
+        return {
+            "name": self.limit.name,
+            "when": self.limit.when,
+            "longer_than": self.limit.longer_than,
+            "max_probability": self.limit.max_probability,
+            "n_patients": self.n,
+            "n_violated": self.n_violated,
+            "probability": _num(self.probability),
+            "interval_95": [_num(lo), _num(hi)],
+            "met": self.met,
+        }
+
+
+@dataclass(frozen=True)
+class ProtocolResult:
+    """What a protocol did: per patient (``patients``: status, each limit's longest episode
+    and whether it broke the limit, each monitored observable's nadir, its time and final
+    value on the monitoring grid), and over the population (``limits``)."""
+
+    protocol: Protocol
+    model_name: str
+    model_hash: str
+    time_unit: str
+    patients: pd.DataFrame
+    limits: tuple[LimitOutcome, ...]
+    status_counts: dict[str, int]
+    seed: int | None
+    population: Any = None  # the PopulationResult (bands, long result file) when one ran
+
+    @property
+    def n(self) -> int:
+        return len(self.patients)
+
+    @property
+    def safe(self) -> bool:
+        """Every limit is within its allowed probability."""
+        return all(o.met for o in self.limits)
+
+    def dose_intensity(self, per: float) -> dict[str, float]:
+        """Amount per ``per`` time units (e.g. a week) into each dosed state."""
+        cmts = sorted({d.cmt for p in self.protocol.phases for d in p.doses})
+        end = self.protocol.end
+        return {c: self.protocol.total_amount(c) * per / end for c in cmts}
+
+    def summary(self) -> dict[str, Any]:
+        ok = self.patients["status"] == "ok"
+        observables: dict[str, Any] = {}
+        for name in self.protocol.monitoring.observables:
+            nadir = np.asarray(self.patients.loc[ok, f"{name}_nadir"], dtype=np.float64)
+            final = np.asarray(self.patients.loc[ok, f"{name}_final"], dtype=np.float64)
+            observables[name] = {"nadir": _quantiles(nadir), "final": _quantiles(final)}
+        return {
+            "protocol": self.protocol.name,
+            "model": self.model_name,
+            "model_hash": self.model_hash,
+            "time_unit": self.time_unit,
+            "end": self.protocol.end,
+            "n_patients": self.n,
+            "seed": self.seed,
+            "status": dict(self.status_counts),
+            "phases": self.protocol.phase_table(),
+            "limits": [o.to_json() for o in self.limits],
+            "safe": self.safe,
+            "observables": observables,
+            "total_amount": {
+                c: self.protocol.total_amount(c)
+                for c in sorted({d.cmt for p in self.protocol.phases for d in p.doses})
+            },
+        }
+
+
+def limit_tracking(model: Model, limits: Sequence[Limit]) -> tuple[Model, list[Any]]:
+    """The model with four bookkeeping parameters per limit and the triggers that set them.
+
+    For limit *k*: ``hl_lim{k}_down`` (when the condition last became true), ``_in`` (1 while
+    it holds), ``_max`` (the longest episode that has ended) and ``_n`` (episodes begun).
+    The condition's trigger fires at the start when it already holds there.
+    """
+    from hemolab.events import Trigger
+
+    taken = set(model.parameter_names) | set(model.state_names) | set(model.observable_names)
+    extra_p: list[Parameter] = []
+    extra_o: list[Observable] = []
+    triggers: list[Any] = []
+    for k, lim in enumerate(limits):
+        names = {s: f"{_PREFIX}{k}_{s}" for s in ("down", "in", "max", "n")}
+        clash = sorted(set(names.values()) & taken)
+        if clash:
+            raise ProtocolError(f"model {model.name!r} already has {clash[0]!r}")
+        extra_p += [Parameter(v, 0.0) for v in names.values()]
+        extra_o += [Observable(v.upper(), v) for v in names.values()]
+        d, i, mx, n = names["down"], names["in"], names["max"], names["n"]
+        triggers += [
+            Trigger(
+                lim.when,
+                {d: "t", i: 1, n: f"{n} + 1"},
+                name=f"{lim.name} begins",
+                initial_value=False,
+            ),
+            Trigger(lim.negation(), {mx: f"max({mx}, t - {d})", i: 0}, name=f"{lim.name} ends"),
+        ]
+    tracked = model.replace(
+        parameters=(*model.parameters, *extra_p), observables=(*model.observables, *extra_o)
+    )
+    return tracked, triggers
+
+
+def _check_against_model(protocol: Protocol, model: Model, population: Any) -> None:
+    states, params = set(model.state_names), set(model.parameter_names)
+    outputs = set(model.observable_names) | states
+    iiv = set(population.omega.parameters) if population is not None else set()
+    for p in protocol.phases:
+        for d in p.doses:
+            if d.cmt not in states:
+                raise ProtocolError(
+                    f"phase {p.name!r}: dose into {d.cmt!r}, which is not a state of model "
+                    f"{model.name!r} (states: {', '.join(model.state_names)})"
+                )
+        for name in p.parameters:
+            if name not in params:
+                raise ProtocolError(
+                    f"phase {p.name!r}: parameter {name!r} is not a parameter of model "
+                    f"{model.name!r}"
+                )
+            if name in iiv:
+                raise ProtocolError(
+                    f"phase {p.name!r}: parameter {name!r} varies between patients (IIV), so "
+                    "a phase cannot set it to one value and restore it afterwards"
+                )
+    for name in protocol.monitoring.observables:
+        if name not in outputs:
+            raise ProtocolError(
+                f"monitoring: {name!r} is not an observable or state of model {model.name!r} "
+                f"(observables: {', '.join(model.observable_names)})"
+            )
+
+
+def run_protocol(
+    protocol: Protocol,
+    model: Model,
+    *,
+    population: Any = None,
+    rtol: float = 1e-6,
+    atol: float = 1e-8,
+    chunk_size: int = 1024,
+    progress: Callable[[int, int], None] | None = None,
+    out: Any = None,
+) -> ProtocolResult:
+    """Simulate ``protocol`` for every patient of ``population`` (a
+    :class:`~hemolab.Population` of ``model``), or for the typical patient when it is None.
+
+    Limits are tracked with state triggers (exact crossing times); the monitored observables
+    are reported on the monitoring grid. ``out``: the population's long result file.
+    """
+    from hemolab.compile import model_hash
+
+    if population is not None and population.model.name != model.name:
+        raise HemolabError(
+            f"the population is of model {population.model.name!r}, not {model.name!r}"
+        )
+    _check_against_model(protocol, model, population)
+    tracked, triggers = _tracking_or_error(model, protocol.limits)
+    baseline = {name: model.parameter(name).value for p in protocol.phases for name in p.parameters}
+    events: pd.DataFrame | None = protocol.to_dataset(baseline)
+    if events is not None and events.empty:  # nothing given: from the initial state
+        events = None
+    grid = protocol.grid()
+    monitored = list(protocol.monitoring.observables)
+    track = [f"{_PREFIX}{k}_{s}".upper() for k in range(len(protocol.limits)) for s in _TRACK]
+    if population is not None:
+        from dataclasses import replace
+
+        from hemolab.population import simulate_population
+
+        pop = replace(population, model=tracked)
+        res = simulate_population(
+            pop,
+            events,
+            grid=grid,
+            band_variables=monitored + track,
+            triggers=triggers,
+            rtol=rtol,
+            atol=atol,
+            chunk_size=chunk_size,
+            progress=progress,
+            out=out,
+        )
+        m = res.metrics
+        ids = list(dict.fromkeys(m["patient_id"]))
+        table = pd.DataFrame({"patient_id": ids})
+        first = m[m["variable"] == (monitored + track)[0]].set_index("patient_id")
+        table["status"] = list(first.loc[ids, "status"])
+        for var in monitored + track:
+            rows = m[m["variable"] == var].set_index("patient_id").loc[ids]
+            table[f"{var}_nadir"] = np.asarray(rows["min"], dtype=np.float64)
+            table[f"{var}_t_nadir"] = np.asarray(rows["t_min"], dtype=np.float64)
+            table[f"{var}_final"] = np.asarray(rows["final"], dtype=np.float64)
+        counts = dict(res.status_counts)
+        seed: int | None = int(population.seed)
+        pop_result: Any = res
+    else:
+        from hemolab._simulate import simulate
+
+        r = simulate(tracked, events, grid=grid, triggers=triggers, rtol=rtol, atol=atol)
+        table = pd.DataFrame({"patient_id": list(r.patient_ids)})
+        table["status"] = list(r.status_labels)
+        t = np.asarray(r.time)
+        for var in monitored + track:
+            y = np.asarray(r.variable(var))
+            k = np.nanargmin(y, axis=1)
+            table[f"{var}_nadir"] = y[np.arange(len(y)), k]
+            table[f"{var}_t_nadir"] = t[np.arange(len(y)), k]
+            table[f"{var}_final"] = y[:, -1]
+        counts = table["status"].value_counts().to_dict()
+        seed, pop_result = None, None
+    outcomes = []
+    end = protocol.end
+    for k, lim in enumerate(protocol.limits):
+        key = f"{_PREFIX.upper()}{k}_"
+        col = {s: np.asarray(table[f"{key}{s}_final"], dtype=np.float64) for s in _COLS}
+        # an episode still open at the end counts to the end
+        longest = np.maximum(col["MAX"], col["IN"] * (end - col["DOWN"]))
+        violated = col["N"] > 0 if lim.longer_than is None else longest > lim.longer_than
+        table[f"{lim.name} longest"] = longest
+        table[f"{lim.name} violated"] = violated
+        ok = np.asarray(table["status"] == "ok")
+        outcomes.append(LimitOutcome(lim, int(ok.sum()), int(np.sum(violated & ok))))
+    drop = [c for c in table.columns if c.startswith(_PREFIX.upper())]
+    table = table.drop(columns=drop)
+    return ProtocolResult(
+        protocol=protocol,
+        model_name=model.name,
+        model_hash=model_hash(model),
+        time_unit=model.time_unit,
+        patients=table,
+        limits=tuple(outcomes),
+        status_counts={str(k): int(v) for k, v in counts.items()},
+        seed=seed,
+        population=pop_result,
+    )
+
+
+_TRACK = ("down", "in", "max", "n")
+_COLS = tuple(s.upper() for s in _TRACK)
+
+
+def _tracking_or_error(model: Model, limits: Sequence[Limit]) -> tuple[Model, list[Any]]:
+    """The tracked model and triggers, each trigger checked against it (names, comparison)
+    before anything runs."""
+    from hemolab.events._trigger import parse_trigger
+
+    tracked, triggers = limit_tracking(model, limits)
+    for k, trig in enumerate(triggers):
+        try:
+            parse_trigger(trig, tracked, k)
+        except HemolabError as exc:
+            lim = limits[k // 2]
+            raise ProtocolError(
+                f"limit {lim.name!r}: condition {lim.when!r} does not fit model "
+                f"{model.name!r}: {exc}"
+            ) from None
+    return tracked, triggers
+
+
+def _wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    if n == 0:
+        return math.nan, math.nan
+    p = k / n
+    den = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return (0.0 if k == 0 else max(0.0, mid - half)), (1.0 if k == n else min(1.0, mid + half))
+
+
+def _num(x: float) -> float | None:
+    return None if not math.isfinite(x) else float(x)
+
+
+def _quantiles(x: np.ndarray) -> dict[str, float | None]:
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return {"q05": None, "median": None, "q95": None}
+    q = np.quantile(x, [0.05, 0.5, 0.95])
+    return {"q05": float(q[0]), "median": float(q[1]), "q95": float(q[2])}

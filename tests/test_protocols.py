@@ -1,0 +1,292 @@
+"""Protocols (issue 8): phases, doses, parameter settings, monitoring and safety limits.
+
+The runs share one protocol (``examples/docetaxel-protocol.toml``) and one small population,
+so that one compiled loop serves them all. Limit episodes, located by triggers, are checked
+against crossings found independently on a fine output grid.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import hemolab as hl
+from hemolab.cli._app import app
+from hemolab.cli._schemas import load_schema
+from hemolab.protocols import (
+    Dose,
+    Limit,
+    Monitoring,
+    Phase,
+    Protocol,
+    ProtocolError,
+    read_protocol,
+    run_protocol,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "docetaxel-protocol.toml"
+N, SEED = 12, 3
+
+
+@pytest.fixture(scope="module")
+def model() -> hl.Model:
+    return hl.get_model("friberg_docetaxel")
+
+
+@pytest.fixture(scope="module")
+def example() -> Protocol:
+    return read_protocol(EXAMPLE).protocol
+
+
+@pytest.fixture(scope="module")
+def population_run(model: hl.Model, example: Protocol):
+    pop = hl.Population(model, n=N, seed=SEED)
+    return pop, run_protocol(example, model, population=pop)
+
+
+# --- the protocol as data -------------------------------------------------------------------
+
+
+def test_example_reads_into_phases_in_model_time(example: Protocol) -> None:
+    pf = read_protocol(EXAMPLE)
+    assert (pf.model, pf.population_n, pf.population_seed) == ("friberg_docetaxel", 200, 7)
+    assert example.phase_table() == [
+        {"name": "cycles 1-2", "start": 0.0, "end": 1008.0, "n_doses": 2},
+        {"name": "rest", "start": 1008.0, "end": 1344.0, "n_doses": 0},
+        {"name": "cycle 3 (reduced)", "start": 1344.0, "end": 1848.0, "n_doses": 1},
+    ]
+    assert example.limits[0].longer_than == 168.0  # "7d" in the model's hours
+    assert example.total_amount("A1") == 2 * 180 + 135
+    ds = example.to_dataset({})
+    assert list(ds["TIME"]) == [0.0, 1344.0]
+    assert list(ds["II"].fillna(0)) == [504.0, 0.0] and list(ds["DUR"]) == [1.0, 1.0]
+    g = example.grid()
+    assert g[0] == 0 and g[-1] == 1848.0 and np.allclose(np.diff(g), 24.0)
+
+
+def test_phase_parameters_are_set_and_restored() -> None:
+    proto = Protocol(
+        "p",
+        [Phase("a", 10.0), Phase("boost", 5.0, parameters={"gamma": 0.3}), Phase("c", 10.0)],
+        Monitoring(["ANC"], 1.0),
+    )
+    ds = proto.to_dataset({"gamma": 0.16})
+    sel = ds[ds["EVID"] == 2]
+    rows = list(zip(sel["TIME"], sel["PARAM"], sel["VALUE"], strict=True))
+    assert rows == [
+        (10.0, "gamma", 0.3),
+        (15.0, "gamma", 0.16),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("phases", "limits", "message"),
+    [
+        ([Phase("a", 10.0), Phase("b", 5.0, start=8.0)], [], "before phase 'a' ends at 10"),
+        ([Phase("a", 0.0)], [], "duration must be > 0"),
+        ([Phase("a", 5.0), Phase("a", 5.0)], [], "used twice"),
+        ([Phase("a", 10.0, [Dose("A1", 1.0, every=5.0, count=3)])], [], "after the phase ends"),
+        ([Phase("a", 10.0, [Dose("A1", 1.0, start=10.0)])], [], "after the phase ends"),
+        ([Phase("a", 10.0, [Dose("A1", 1.0, count=2)])], [], "need every > 0"),
+        ([Phase("a", 10.0, [Dose("A1", -1.0)])], [], "amount must be > 0"),
+        ([Phase("a", 10.0)], [Limit("x", "ANC is low")], "not one comparison"),
+        ([Phase("a", 10.0)], [Limit("x", "ANC < 1", max_probability=2)], "in [0, 1]"),
+    ],
+)
+def test_bad_protocols_are_refused(phases, limits, message) -> None:
+    with pytest.raises(ProtocolError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        Protocol("p", phases, Monitoring(["ANC"], 1.0), limits)
+
+
+_GOOD = """\
+[protocol]
+name = "t"
+model = "friberg_docetaxel"
+time_unit = "d"
+
+[monitoring]
+observables = ["ANC"]
+every = 1
+
+[[phase]]
+name = "one"
+duration = 21
+
+[[phase.dose]]
+cmt = "A1"
+amount = 100
+
+[[phase]]
+name = "two"
+duration = "3w"
+
+[[limit]]
+name = "g4"
+when = "ANC < 0.5"
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "message"),
+    [
+        ('name = "two"\n', 'name = "two"\nstart = 10\n', 18, "phases must not overlap"),
+        ("amount = 100\n", "amount = 100\ncount = 3\nrate = 2\n", 18, "unknown dose field 'rate'"),
+        ('duration = "3w"', 'duration = "3 weeks"', 20, "unknown time unit 'weeks'"),
+        ("amount = 100\n", 'amount = "lots"\n', 16, "amount must be a number"),
+        ('when = "ANC < 0.5"', 'when = "ANC"', 24, "not one comparison"),
+        ("[monitoring]", "[monitor]", 6, "unknown table [monitor]"),
+        ('time_unit = "d"', 'time_unit = "fortnight"', 4, "time_unit 'fortnight'"),
+        ("every = 1\n", "every = 1\ncolour = 2\n", 9, "unknown field 'colour'"),
+        ('model = "friberg_docetaxel"', 'model = "no_such_model"', 3, "not a library model"),
+        ("amount = 100\n", "amount = 100\nstart = 21\n", 10, "after the phase ends"),
+    ],
+)
+def test_bad_protocol_files_name_the_line(tmp_path, old, new, line, message) -> None:
+    assert old in _GOOD
+    f = tmp_path / "p.toml"
+    f.write_text(_GOOD.replace(old, new, 1))
+    with pytest.raises(ProtocolError) as err:
+        read_protocol(f)
+    assert f"{f}:{line}:" in str(err.value), str(err.value)
+    assert message in str(err.value)
+
+
+def test_good_file_reads(tmp_path) -> None:
+    f = tmp_path / "p.toml"
+    f.write_text(_GOOD)
+    p = read_protocol(f).protocol
+    assert p.end == 42 * 24.0 and p.limits[0].longer_than is None
+
+
+def test_population_needs_n_and_seed(tmp_path) -> None:
+    f = tmp_path / "p.toml"
+    f.write_text(_GOOD + "\n[population]\nn = 5\n")
+    with pytest.raises(ProtocolError, match="needs both n and seed"):
+        read_protocol(f)
+
+
+def test_protocol_must_fit_the_model(model: hl.Model) -> None:
+    mon = Monitoring(["ANC"], 24.0)
+    cases = [
+        (Protocol("p", [Phase("a", 48.0, [Dose("Gut", 1.0)])], mon), "not a state"),
+        (Protocol("p", [Phase("a", 48.0, parameters={"nope": 1.0})], mon), "not a parameter"),
+        (Protocol("p", [Phase("a", 48.0)], Monitoring(["PLT"], 24.0)), "not an observable"),
+        (Protocol("p", [Phase("a", 48.0)], mon, [Limit("x", "PLT < 1")]), "does not fit"),
+    ]
+    for proto, message in cases:
+        with pytest.raises(ProtocolError, match=message):
+            run_protocol(proto, model)
+    pop = hl.Population(model, n=2, seed=1)
+    varying = next(iter(pop.omega.parameters))
+    with pytest.raises(ProtocolError, match="varies between patients"):
+        run_protocol(
+            Protocol("p", [Phase("a", 48.0, parameters={varying: 1.0})], mon), model, population=pop
+        )
+
+
+# --- running it -----------------------------------------------------------------------------
+
+
+def _episodes(t: np.ndarray, y: np.ndarray, level: float) -> float:
+    """The longest run of ``y < level`` with crossings by linear interpolation (reference)."""
+    below = y < level
+    longest, start = 0.0, (t[0] if below[0] else None)
+    for i in range(1, len(t)):
+        if below[i] != below[i - 1]:
+            tc = t[i - 1] + (level - y[i - 1]) * (t[i] - t[i - 1]) / (y[i] - y[i - 1])
+            if below[i]:
+                start = tc
+            else:
+                longest, start = max(longest, tc - start), None
+    if start is not None:
+        longest = max(longest, t[-1] - start)
+    return longest
+
+
+def test_limit_episodes_match_crossings_on_a_fine_grid(model, example, population_run) -> None:
+    pop, result = population_run
+    assert result.n == N and result.status_counts == {"ok": N}
+    fine = hl.simulate(
+        model,
+        example.to_dataset({}),
+        params=pop.parameters(),
+        dt=0.05,
+        t_end=example.end,
+        outputs=["ANC"],
+    )
+    anc = np.asarray(fine.variable("ANC"))
+    t = np.asarray(fine.time)[0]
+    got = np.asarray(result.patients["grade-3 neutropenia longest"], dtype=float)
+    want = np.array([_episodes(t, anc[i], 1.0) for i in range(N)])
+    assert (want > 0).sum() >= 3, "the check needs patients with an episode"
+    np.testing.assert_allclose(got, want, atol=0.02)  # h; the fine grid's interpolation error
+    viol = result.patients["grade-3 neutropenia violated"].to_numpy(bool)
+    np.testing.assert_array_equal(viol, want > 0)
+    np.testing.assert_allclose(
+        result.patients["ANC_nadir"], anc[:, ::480].min(axis=1), rtol=1e-6
+    )  # the monitoring grid is every 24 h = 480 fine steps
+
+
+def test_chance_constraints_over_the_population(population_run) -> None:
+    _, result = population_run
+    for outcome in result.limits:
+        col = result.patients[f"{outcome.limit.name} violated"].to_numpy(bool)
+        assert outcome.n_violated == col.sum() and outcome.n == N
+        assert outcome.probability == pytest.approx(col.mean())
+        lo, hi = outcome.interval
+        assert lo <= outcome.probability <= hi
+        assert outcome.met == (col.mean() <= outcome.limit.max_probability)
+    assert result.safe == all(o.met for o in result.limits)
+    assert result.dose_intensity(168.0) == {"A1": pytest.approx(495.0 * 168.0 / 1848.0)}
+
+
+def test_typical_patient_and_an_initially_broken_limit(model) -> None:
+    """A limit that holds from the start counts from time 0."""
+    proto = Protocol(
+        "p", [Phase("a", 96.0)], Monitoring(["ANC"], 24.0), [Limit("high", "ANC > 0.1")]
+    )
+    r = run_protocol(proto, model)
+    assert r.n == 1 and r.patients["high longest"].iloc[0] == pytest.approx(96.0)
+    assert bool(r.patients["high violated"].iloc[0]) and not r.safe
+
+
+# --- the command line -----------------------------------------------------------------------
+
+
+def test_cli_run_records_and_reruns(tmp_path) -> None:
+    runner = CliRunner()
+    store = tmp_path / "store"
+    out = tmp_path / "outcomes.parquet"
+    args = ["run", str(EXAMPLE), "--population", str(N), "--seed", str(SEED), "--json"]
+    res = runner.invoke(app, [*args, "--out", str(out), "--store", str(store)])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    jsonschema.Draft202012Validator(load_schema("run")).validate(doc)
+    assert doc["n_patients"] == N and doc["seed"] == SEED and doc["status"] == {"ok": N}
+    assert [p["name"] for p in doc["phases"]] == ["cycles 1-2", "rest", "cycle 3 (reduced)"]
+    frame = pd.read_parquet(out)
+    assert len(frame) == N and "grade-4 neutropenia > 7 d violated" in frame
+    again = runner.invoke(app, ["experiments", "rerun", doc["experiment"], "--store", str(store)])
+    assert again.exit_code == 0, again.output
+    shown = runner.invoke(app, ["experiments", "list", "--store", str(store), "--json"])
+    kinds = [e["kind"] for e in json.loads(shown.stdout)["experiments"]]
+    assert kinds == ["protocol", "protocol"]
+
+
+def test_cli_run_bad_input_exits_2(tmp_path) -> None:
+    runner = CliRunner()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(_GOOD.replace('name = "two"\n', 'name = "two"\nstart = 10\n'))
+    res = runner.invoke(app, ["run", str(bad)])
+    assert res.exit_code == 2 and f"{bad}:18" in res.output and "overlap" in res.output
+    res = runner.invoke(app, ["run", str(EXAMPLE), "--typical", "--seed", "1"])
+    assert res.exit_code == 2 and "--typical" in res.output
+    res = runner.invoke(app, ["run", str(EXAMPLE), "--out", str(tmp_path / "x.csv")])
+    assert res.exit_code == 2 and "Parquet" in res.output

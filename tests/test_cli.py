@@ -95,6 +95,7 @@ def test_schemas_ship_for_every_json_command() -> None:
         "models",
         "run",
         "sbml-suite",
+        "search",
         "simulate",
         "simulate-sedml",
     ]

@@ -665,6 +665,10 @@ from hemolab.cli._run import run  # noqa: E402  (it imports this module)
 
 app.command(name="run")(run)
 
+from hemolab.cli._search import search  # noqa: E402  (it imports this module)
+
+app.command(name="search")(search)
+
 
 def main() -> None:
     """Console-script entry point."""

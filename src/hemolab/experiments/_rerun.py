@@ -23,6 +23,7 @@ __all__ = ["RerunReport", "register_kind", "rerun"]
 _KINDS: dict[str, str] = {
     "simulate": "hemolab.cli._record:rerun_simulate",
     "protocol": "hemolab.cli._run:rerun_protocol",
+    "search": "hemolab.cli._search:rerun_search",
 }
 
 

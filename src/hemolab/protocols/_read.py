@@ -38,16 +38,20 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from hemolab._errors import HemolabError
 from hemolab._toml import TomlLines
 from hemolab.protocols._protocol import Dose, Limit, Monitoring, Phase, Protocol, ProtocolError
 
-__all__ = ["ProtocolFile", "protocol_model", "read_protocol"]
+__all__ = ["ProtocolFile", "placeholders", "protocol_model", "read_protocol"]
 
 _TABLES = {"protocol", "population", "monitoring", "phase", "limit"}
 _HEAD = {"name", "model", "time_unit"}
@@ -94,9 +98,19 @@ def _model_path(p: Path, model: str) -> str:
     return model
 
 
-def read_protocol(path: str | os.PathLike[str], *, time_unit: str | None = None) -> ProtocolFile:
+def read_protocol(
+    path: str | os.PathLike[str],
+    *,
+    time_unit: str | None = None,
+    values: Mapping[str, Any] | None = None,
+) -> ProtocolFile:
     """Read ``path`` (TOML, format in this module's docstring). ``time_unit``: the model's
     time unit, into which every duration is converted; default: the named library model's.
+
+    A protocol *template* (searched by ``hemolab search``) writes ``{name}`` in a text value
+    where a search variable goes: ``amount = "{dose}"``, ``every = "{interval}d"``. ``values``
+    fills them (a text that is then a number becomes that number); a placeholder without a
+    value is an error naming its line.
     """
     from hemolab.model._units import TIME_UNITS, parse_duration, time_factor
 
@@ -113,6 +127,7 @@ def read_protocol(path: str | os.PathLike[str], *, time_unit: str | None = None)
     def fail(where: str, message: str) -> ProtocolError:
         return ProtocolError(f"{where}: {message}")
 
+    doc = _fill(doc, dict(values or {}), lines)
     unknown = sorted(set(doc) - _TABLES)
     if unknown:
         raise fail(
@@ -277,6 +292,111 @@ def read_protocol(path: str | os.PathLike[str], *, time_unit: str | None = None)
     except ProtocolError as exc:
         raise fail(_blame(lines, raw_phases, raw_limits, str(exc)), str(exc)) from None
     return ProtocolFile(protocol, model_path, n, seed, p)
+
+
+_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?)")
+
+
+def placeholders(path: str | os.PathLike[str]) -> set[str]:
+    """The ``{name}`` placeholders a protocol template uses (in its text values)."""
+    doc = tomllib.loads(Path(path).read_text(encoding="utf-8", errors="replace"))
+    found: set[str] = set()
+
+    def walk(x: Any) -> None:
+        if isinstance(x, str):
+            for expr in _PLACEHOLDER.findall(x):
+                found.update(_IDENT.findall(expr))
+        elif isinstance(x, dict):
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
+    walk(doc)
+    return found
+
+
+def _fill(doc: Any, values: dict[str, Any], lines: TomlLines) -> Any:
+    """``doc`` with every ``{name}`` replaced by ``values[name]``; numeric results as numbers."""
+    if isinstance(doc, dict):
+        return {k: _fill(v, values, lines) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_fill(v, values, lines) for v in doc]
+    if not isinstance(doc, str) or "{" not in doc:
+        return doc
+    for expr in _PLACEHOLDER.findall(doc):
+        missing = [n for n in _IDENT.findall(expr) if n not in values]
+        if missing:
+            line = next((i + 1 for i, t in enumerate(lines.lines) if "{" + expr + "}" in t), None)
+            where = f"{lines.path}:{line}" if line else lines.path
+            raise ProtocolError(
+                f"{where}: placeholder {{{expr}}} uses {missing[0]!r}, which has no value: this "
+                "protocol is a template (give the value, or search it with hemolab search)"
+            )
+    text = _PLACEHOLDER.sub(lambda m: _show(_arithmetic(m.group(1), values, lines)), doc)
+    if _NUMBER.fullmatch(text.strip()):
+        number = float(text)
+        return (
+            int(number)
+            if number.is_integer() and "." not in text and "e" not in text.lower()
+            else number
+        )
+    return text
+
+
+def _arithmetic(expr: str, values: Mapping[str, Any], lines: TomlLines) -> Any:
+    """``{dose}`` or ``{cycles * interval}``: a variable, or + - * / of variables and numbers."""
+    import ast
+    import operator
+
+    ops: dict[type, Any] = {
+        ast.Add: operator.add,
+        ast.Sub: operator.sub,
+        ast.Mult: operator.mul,
+        ast.Div: operator.truediv,
+        ast.USub: operator.neg,
+    }
+
+    def bad() -> ProtocolError:
+        line = next((i + 1 for i, t in enumerate(lines.lines) if "{" + expr + "}" in t), None)
+        where = f"{lines.path}:{line}" if line else lines.path
+        return ProtocolError(
+            f"{where}: placeholder {{{expr}}} is not a variable or + - * / of variables and numbers"
+        )
+
+    def ev(node: ast.AST) -> Any:
+        if isinstance(node, ast.Expression):
+            return ev(node.body)
+        if isinstance(node, ast.Name):
+            return values[node.id]
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+            return node.value
+        if isinstance(node, ast.BinOp) and type(node.op) in ops:
+            return ops[type(node.op)](ev(node.left), ev(node.right))
+        if isinstance(node, ast.UnaryOp) and type(node.op) in ops:
+            return ops[type(node.op)](ev(node.operand))
+        raise bad()
+
+    try:
+        tree = ast.parse(expr.strip(), mode="eval")
+    except SyntaxError:
+        raise bad() from None
+    if isinstance(tree.body, ast.Name):
+        return values[tree.body.id]  # any value, a category's text included
+    return ev(tree)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return str(int(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
+    return str(value)
 
 
 def _blame(lines: TomlLines, raw_phases: list[Any], raw_limits: list[Any], message: str) -> str:

@@ -7,6 +7,13 @@ from hemolab.search._optimise import (
     grid_search as grid_search,
     latin_hypercube as latin_hypercube,
 )
+from hemolab.search._protocol_search import (
+    Objective as Objective,
+    ProtocolSearch as ProtocolSearch,
+    ProtocolSearchResult as ProtocolSearchResult,
+    read_protocol_search as read_protocol_search,
+    run_protocol_search as run_protocol_search,
+)
 from hemolab.search._space import (
     Categorical as Categorical,
     Constraint as Constraint,
@@ -22,11 +29,16 @@ __all__ = [
     "Constraint",
     "Continuous",
     "Integer",
+    "Objective",
+    "ProtocolSearch",
+    "ProtocolSearchResult",
     "SearchResult",
     "SearchSpace",
     "SearchSpaceError",
     "cma_es",
     "grid_search",
     "latin_hypercube",
+    "read_protocol_search",
     "read_search_space",
+    "run_protocol_search",
 ]

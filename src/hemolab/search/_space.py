@@ -280,7 +280,12 @@ _FIELDS = {
 }
 
 
-def read_search_space(path: str | os.PathLike[str]) -> SearchSpace:
+def read_search_space(
+    path: str | os.PathLike[str],
+    *,
+    search_fields: frozenset[str] = frozenset(),
+    tables: frozenset[str] = frozenset(),
+) -> SearchSpace:
     """Read a search space from TOML::
 
         [search]
@@ -299,7 +304,9 @@ def read_search_space(path: str | os.PathLike[str]) -> SearchSpace:
         [[constraints]]
         expr = "dose <= 120"
 
-    Every problem is an error naming the file, the line and the field.
+    Every problem is an error naming the file, the line and the field. ``search_fields`` and
+    ``tables``: further ``[search]`` fields and tables that a caller reads (a protocol
+    search's ``protocol``, ``method``, ``[objective]``).
     """
     p = Path(path)
     if not p.is_file():
@@ -310,17 +317,19 @@ def read_search_space(path: str | os.PathLike[str]) -> SearchSpace:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SearchSpaceError(f"{p}: not valid TOML: {exc}") from None
-    unknown = sorted(set(doc) - {"search", "variables", "constraints"})
+    unknown = sorted(set(doc) - {"search", "variables", "constraints"} - tables)
     if unknown:
+        expected = ["[search]", "[variables.NAME]", "[[constraints]]", *(f"[{t}]" for t in tables)]
         raise SearchSpaceError(
-            f"{lines.of(unknown[0])}: unknown table [{unknown[0]}] "
-            "(expected [search], [variables.NAME], [[constraints]])"
+            f"{lines.of(unknown[0])}: unknown table [{unknown[0]}] (expected {', '.join(expected)})"
         )
     head = doc.get("search", {})
-    if not isinstance(head, dict) or set(head) - {"name"}:
-        bad = sorted(set(head) - {"name"}) if isinstance(head, dict) else ["search"]
+    allowed = {"name"} | search_fields
+    if not isinstance(head, dict) or set(head) - allowed:
+        bad = sorted(set(head) - allowed) if isinstance(head, dict) else ["search"]
         raise SearchSpaceError(
-            f"{lines.of('search', bad[0])}: unknown field {bad[0]!r} in [search] (expected: name)"
+            f"{lines.of('search', bad[0])}: unknown field {bad[0]!r} in [search] "
+            f"(expected: {', '.join(sorted(allowed))})"
         )
     variables: list[Variable] = []
     declared = doc.get("variables", {})

@@ -29,6 +29,7 @@ from hemolab.library import get_model as get_model, list_models as list_models
 from hemolab.model import (
     BloodSpec as BloodSpec,
     Covariate as Covariate,
+    Disease as Disease,
     Model as Model,
     Observable as Observable,
     Parameter as Parameter,
@@ -61,6 +62,7 @@ __all__ = [
     "DatasetError",
     "DatasetIssue",
     "DelayError",
+    "Disease",
     "ExperimentStore",
     "HemolabError",
     "HemolabWarning",

@@ -1,5 +1,6 @@
 """Model definitions (host-side, immutable)."""
 
+from hemolab.model._disease import Disease as Disease
 from hemolab.model._model import (
     BloodSpec as BloodSpec,
     Covariate as Covariate,

@@ -7,6 +7,7 @@ against crossings found independently on a fine output grid.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from hemolab.protocols import (
     Phase,
     Protocol,
     ProtocolError,
+    Rule,
     read_protocol,
     run_protocol,
 )
@@ -290,3 +292,83 @@ def test_cli_run_bad_input_exits_2(tmp_path) -> None:
     assert res.exit_code == 2 and "--typical" in res.output
     res = runner.invoke(app, ["run", str(EXAMPLE), "--out", str(tmp_path / "x.csv")])
     assert res.exit_code == 2 and "Parquet" in res.output
+
+
+# --- dosing rules ---------------------------------------------------------------------------
+
+KA, P_, K_, E_, DOSE, LEVEL = 1.0, 2.0, 0.5, 0.5, 4.0, 2.5
+DOSE_TIMES = [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
+
+
+@pytest.fixture(scope="module")
+def killing() -> hl.Model:
+    """A drug (first-order loss) that kills cells; the cells' steady state is 4."""
+    return hl.Model(
+        "killing",
+        time_unit="d",
+        states=[hl.State("A", "-ka*A"), hl.State("x", "p - k*x - e*A*x", initial="p/k")],
+        parameters=[hl.Parameter(n, v) for n, v in (("ka", KA), ("p", P_), ("k", K_), ("e", E_))],
+        observables=[hl.Observable("X", "x")],
+    )
+
+
+def _reference(action: str, t_end: float = 12.0) -> tuple[float, int]:
+    """SciPy, dose by dose: x at the end and how many times the rule acted."""
+    from scipy.integrate import solve_ivp
+
+    def rhs(t, y):
+        return [-KA * y[0], P_ - K_ * y[1] - E_ * y[0] * y[1]]
+
+    def down(t, y):
+        return y[1] - LEVEL
+
+    down.direction = -1  # type: ignore[attr-defined]
+    y, scale, acted, stopped = np.array([0.0, P_ / K_]), 1.0, 0, False
+    times = [*DOSE_TIMES, t_end]
+    for t0, t1 in itertools.pairwise(times):
+        below = y[1] < LEVEL
+        if action == "hold" and below:
+            pass
+        elif not stopped:
+            y[0] += DOSE * scale
+        sol = solve_ivp(rhs, (t0, t1), y, rtol=1e-11, atol=1e-12, events=down, method="DOP853")
+        crossings = len(sol.t_events[0])
+        if action == "hold":
+            acted += crossings
+        elif action == "reduce":
+            scale *= 0.5**crossings
+            acted += crossings
+        elif action == "stop" and crossings and not stopped:
+            stopped, acted = True, 1
+        y = sol.y[:, -1]
+    return float(y[1]), acted
+
+
+@pytest.mark.parametrize("action", ["hold", "reduce", "stop"])
+def test_dosing_rules_against_a_dose_by_dose_reference(killing, action) -> None:
+    dose = Dose("A", DOSE, every=2.0, count=len(DOSE_TIMES))
+    rule = Rule("low", f"X < {LEVEL}", action, factor=0.5 if action == "reduce" else None)
+    proto = Protocol("p", [Phase("all", 12.0, [dose])], Monitoring(["X"], 1.0), rules=[rule])
+    r = run_protocol(proto, killing, rtol=1e-10, atol=1e-12)
+    x_end, acted = _reference(action)
+    assert acted >= 1, "the reference must exercise the rule"
+    assert r.patients["X_final"].iloc[0] == pytest.approx(x_end, rel=1e-6)
+    assert r.patients["low acted"].iloc[0] == acted
+    assert r.summary()["rules"] == [
+        {"name": "low", "when": f"X < {LEVEL}", "action": action, "cmt": None,
+         "factor": 0.5 if action == "reduce" else None, "n_patients": 1, "n_acted": 1}
+    ]  # fmt: skip
+
+
+def test_bad_rules_are_refused() -> None:
+    phase = Phase("a", 10.0, [Dose("A1", 1.0)])
+    mon = Monitoring(["ANC"], 1.0)
+    for rule, message in [
+        (Rule("r", "ANC < 1", "pause"), "not one of hold, reduce, stop"),
+        (Rule("r", "ANC < 1", "reduce"), "factor in \\(0, 1\\)"),
+        (Rule("r", "ANC < 1", "hold", factor=0.5), "factor applies to reduce only"),
+        (Rule("r", "ANC", "hold"), "not one comparison"),
+        (Rule("r", "ANC < 1", "hold", cmt="A2"), "receives no dose"),
+    ]:
+        with pytest.raises(ProtocolError, match=message):
+            Protocol("p", [phase], mon, rules=[rule])

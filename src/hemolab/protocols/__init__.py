@@ -1,9 +1,23 @@
 """Treatment protocols: phases with doses and parameter settings, monitoring, and safety
 limits checked at exact crossing times over a virtual population (design note 025)."""
 
-from hemolab.protocols._protocol import Dose, Limit, Monitoring, Phase, Protocol, ProtocolError
+from hemolab.protocols._protocol import (
+    Dose,
+    Limit,
+    Monitoring,
+    Phase,
+    Protocol,
+    ProtocolError,
+    Rule,
+)
 from hemolab.protocols._read import ProtocolFile, protocol_model, read_protocol
-from hemolab.protocols._run import LimitOutcome, ProtocolResult, limit_tracking, run_protocol
+from hemolab.protocols._run import (
+    LimitOutcome,
+    ProtocolResult,
+    limit_tracking,
+    rule_tracking,
+    run_protocol,
+)
 
 __all__ = [
     "Dose",
@@ -15,8 +29,10 @@ __all__ = [
     "ProtocolError",
     "ProtocolFile",
     "ProtocolResult",
+    "Rule",
     "limit_tracking",
     "protocol_model",
     "read_protocol",
+    "rule_tracking",
     "run_protocol",
 ]

@@ -19,7 +19,7 @@ import pandas as pd
 
 from hemolab._errors import HemolabError
 
-__all__ = ["Dose", "Limit", "Monitoring", "Phase", "Protocol", "ProtocolError"]
+__all__ = ["Dose", "Limit", "Monitoring", "Phase", "Protocol", "ProtocolError", "Rule"]
 
 _REL = re.compile(r"^(?P<lhs>[^<>=]+?)\s*(?P<op><=|>=|<|>)\s*(?P<rhs>[^<>=]+)$")
 _FLIP = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}
@@ -95,6 +95,31 @@ class Limit:
         return f"{lhs} {_FLIP[op]} {rhs}"
 
 
+RULE_ACTIONS = ("hold", "reduce", "stop")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A dosing rule acting when ``when`` becomes true (at the exact crossing time).
+
+    ``hold``: doses into ``cmt`` are skipped while the condition holds; ``reduce``: every
+    later dose is multiplied by ``factor``, again at each new episode; ``stop``: no more
+    doses. ``cmt``: the dosed state it acts on (``None``: every dosed state).
+    """
+
+    name: str
+    when: str
+    action: str
+    cmt: str | None = None
+    factor: float | None = None
+
+    def relation(self) -> tuple[str, str, str]:
+        return Limit(self.name, self.when).relation()
+
+    def negation(self) -> str:
+        return Limit(self.name, self.when).negation()
+
+
 @dataclass(frozen=True)
 class Protocol:
     """Phases in order, monitoring and safety limits; times in the model's time unit.
@@ -108,6 +133,7 @@ class Protocol:
     monitoring: Monitoring
     limits: Sequence[Limit] = ()
     source: str = ""
+    rules: Sequence[Rule] = ()
 
     def __post_init__(self) -> None:
         if not self.phases:
@@ -146,6 +172,36 @@ class Protocol:
             if lim.longer_than is not None and not lim.longer_than >= 0:
                 raise ProtocolError(
                     f"limit {lim.name!r}: longer_than must be >= 0, got {lim.longer_than}"
+                )
+
+        rnames = [r.name for r in self.rules]
+        dosed = {d.cmt for p in self.phases for d in p.doses}
+        for rule in self.rules:
+            if rnames.count(rule.name) > 1:
+                raise ProtocolError(f"rule name {rule.name!r} is used twice")
+            try:
+                rule.relation()
+            except ProtocolError:
+                raise ProtocolError(
+                    f"rule {rule.name!r}: condition {rule.when!r} is not one comparison "
+                    "(e.g. 'ANC < 1.0')"
+                ) from None
+            if rule.action not in RULE_ACTIONS:
+                raise ProtocolError(
+                    f"rule {rule.name!r}: action {rule.action!r} is not one of "
+                    f"{', '.join(RULE_ACTIONS)}"
+                )
+            if rule.action == "reduce":
+                if rule.factor is None or not (0 < rule.factor < 1):
+                    raise ProtocolError(
+                        f"rule {rule.name!r}: reduce needs a factor in (0, 1), got {rule.factor}"
+                    )
+            elif rule.factor is not None:
+                raise ProtocolError(f"rule {rule.name!r}: factor applies to reduce only")
+            if rule.cmt is not None and rule.cmt not in dosed:
+                raise ProtocolError(
+                    f"rule {rule.name!r}: {rule.cmt!r} receives no dose in this protocol "
+                    f"(dosed: {', '.join(sorted(dosed)) or 'none'})"
                 )
 
     def phase_starts(self) -> list[float]:

@@ -32,6 +32,12 @@ name = "grade-4 neutropenia > 7 d"
 when = "ANC < 0.5"
 longer_than = "7d"            # absent: the condition must never hold
 max_probability = 0.10
+
+[[rule]]
+name = "hold below 1.0"
+when = "ANC < 1.0"
+action = "hold"               # or "reduce" (with factor = 0.75), "stop"
+cmt = "A1"                    # optional: default every dosed state
 """
 
 from __future__ import annotations
@@ -49,15 +55,24 @@ import numpy as np
 
 from hemolab._errors import HemolabError
 from hemolab._toml import TomlLines
-from hemolab.protocols._protocol import Dose, Limit, Monitoring, Phase, Protocol, ProtocolError
+from hemolab.protocols._protocol import (
+    Dose,
+    Limit,
+    Monitoring,
+    Phase,
+    Protocol,
+    ProtocolError,
+    Rule,
+)
 
 __all__ = ["ProtocolFile", "placeholders", "protocol_model", "read_protocol"]
 
-_TABLES = {"protocol", "population", "monitoring", "phase", "limit"}
+_TABLES = {"protocol", "population", "monitoring", "phase", "limit", "rule"}
 _HEAD = {"name", "model", "time_unit"}
 _PHASE = {"name", "duration", "start", "parameters", "dose"}
 _DOSE = {"cmt", "amount", "unit", "start", "every", "count", "duration"}
 _LIMIT = {"name", "when", "longer_than", "max_probability"}
+_RULE = {"name", "when", "action", "cmt", "factor"}
 
 
 @dataclass(frozen=True)
@@ -133,7 +148,7 @@ def read_protocol(
         raise fail(
             lines.of(unknown[0]),
             f"unknown table [{unknown[0]}] (expected [protocol], [population], [monitoring], "
-            "[[phase]], [[phase.dose]], [[limit]])",
+            "[[phase]], [[phase.dose]], [[limit]], [[rule]])",
         )
     head = _table(doc, "protocol", lines, fail, required=True)
     _only(head, _HEAD, "protocol", lines.of("protocol"), lines, fail)
@@ -285,12 +300,39 @@ def read_protocol(
             raise fail(lines.of("limit", "when", nth=k), str(exc)) from None
         limits.append(limit)
 
+    rules: list[Rule] = []
+    raw_rules = doc.get("rule", [])
+    if not isinstance(raw_rules, list):
+        raise fail(lines.of("rule"), "rules are [[rule]] tables")
+    for k, rule in enumerate(raw_rules):
+        where = lines.of("rule", nth=k)
+        if not isinstance(rule, dict):
+            raise fail(where, "each [[rule]] must be a table")
+        _only(rule, _RULE, f"rule #{k + 1}", where, lines, fail, table="rule", nth=k)
+        rname = _text(rule, "name", lines.of("rule", "name", nth=k), fail, default=f"rule {k + 1}")
+        rwhen = _text(rule, "when", lines.of("rule", "when", nth=k), fail)
+        action = _text(rule, "action", lines.of("rule", "action", nth=k), fail)
+        factor = rule.get("factor")
+        if factor is not None and (
+            isinstance(factor, bool) or not isinstance(factor, (int, float))
+        ):
+            raise fail(
+                lines.of("rule", "factor", nth=k), f"factor must be a number, got {factor!r}"
+            )
+        cmt = _text(rule, "cmt", lines.of("rule", "cmt", nth=k), fail) if "cmt" in rule else None
+        rules.append(Rule(rname, rwhen, action, cmt, None if factor is None else float(factor)))
+
     try:
         protocol = Protocol(
-            name, tuple(phases), Monitoring(tuple(obs), every), tuple(limits), str(p)
+            name,
+            tuple(phases),
+            Monitoring(tuple(obs), every),
+            tuple(limits),
+            str(p),
+            tuple(rules),
         )
     except ProtocolError as exc:
-        raise fail(_blame(lines, raw_phases, raw_limits, str(exc)), str(exc)) from None
+        raise fail(_blame(lines, raw_phases, raw_limits, raw_rules, str(exc)), str(exc)) from None
     return ProtocolFile(protocol, model_path, n, seed, p)
 
 
@@ -399,10 +441,16 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def _blame(lines: TomlLines, raw_phases: list[Any], raw_limits: list[Any], message: str) -> str:
+def _blame(
+    lines: TomlLines,
+    raw_phases: list[Any],
+    raw_limits: list[Any],
+    raw_rules: list[Any],
+    message: str,
+) -> str:
     """The line of the phase or limit a protocol-level message names first (else the file)."""
     best: tuple[int, str] | None = None
-    for table, raw in (("phase", raw_phases), ("limit", raw_limits)):
+    for table, raw in (("phase", raw_phases), ("limit", raw_limits), ("rule", raw_rules)):
         for k, item in enumerate(raw):
             if not isinstance(item, dict):
                 continue

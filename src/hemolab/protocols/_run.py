@@ -15,7 +15,7 @@ from hemolab._errors import HemolabError
 from hemolab.model import Model, Observable, Parameter
 from hemolab.protocols._protocol import Limit, Protocol, ProtocolError
 
-__all__ = ["LimitOutcome", "ProtocolResult", "limit_tracking", "run_protocol"]
+__all__ = ["LimitOutcome", "ProtocolResult", "limit_tracking", "rule_tracking", "run_protocol"]
 
 _PREFIX = "hl_lim"
 
@@ -72,6 +72,7 @@ class ProtocolResult:
     status_counts: dict[str, int]
     seed: int | None
     population: Any = None  # the PopulationResult (bands, long result file) when one ran
+    rules: tuple[dict[str, Any], ...] = ()  # per rule: how many patients it acted on
 
     @property
     def n(self) -> int:
@@ -106,6 +107,7 @@ class ProtocolResult:
             "status": dict(self.status_counts),
             "phases": self.protocol.phase_table(),
             "limits": [o.to_json() for o in self.limits],
+            "rules": list(self.rules),
             "safe": self.safe,
             "observables": observables,
             "total_amount": {
@@ -149,6 +151,73 @@ def limit_tracking(model: Model, limits: Sequence[Limit]) -> tuple[Model, list[A
         parameters=(*model.parameters, *extra_p), observables=(*model.observables, *extra_o)
     )
     return tracked, triggers
+
+
+def rule_tracking(
+    model: Model, rules: Sequence[Any], dosed: Sequence[str]
+) -> tuple[Model, list[Any]]:
+    """The model with the parameters dosing rules act on, and the rules' triggers.
+
+    Each dosed state a rule acts on gets ``hl_scale_<state>`` (1; ``reduce`` multiplies it,
+    ``stop`` sets 0) and, per ``hold`` rule, a factor ``1 - hl_rule{k}_hold`` in its
+    bioavailability; ``hl_rule{k}_n`` counts the times rule *k* acted.
+    """
+    from dataclasses import replace
+
+    from hemolab.events import Trigger
+
+    if not rules:
+        return model, []
+    taken = set(model.parameter_names) | set(model.state_names) | set(model.observable_names)
+    extra_p: list[Parameter] = []
+    extra_o: list[Observable] = []
+    factors: dict[str, list[str]] = {}
+    triggers: list[Any] = []
+    for k, rule in enumerate(rules):
+        targets = [rule.cmt] if rule.cmt else list(dosed)
+        n = f"hl_rule{k}_n"
+        extra_p.append(Parameter(n, 0.0))
+        extra_o.append(Observable(n.upper(), n))
+        for c in targets:
+            if f"hl_scale_{c}" not in factors.setdefault(c, []):
+                factors[c].append(f"hl_scale_{c}")
+                extra_p.append(Parameter(f"hl_scale_{c}", 1.0))
+        if rule.action == "hold":
+            hold = f"hl_rule{k}_hold"
+            extra_p.append(Parameter(hold, 0.0))
+            for c in targets:
+                factors[c].append(f"(1 - {hold})")
+            triggers += [
+                Trigger(rule.when, {hold: 1, n: f"{n} + 1"}, name=f"{rule.name} holds",
+                        initial_value=False),
+                Trigger(rule.negation(), {hold: 0}, name=f"{rule.name} releases"),
+            ]  # fmt: skip
+        else:
+            assign: dict[str, Any] = {
+                f"hl_scale_{c}": f"hl_scale_{c} * {rule.factor!r}" if rule.action == "reduce" else 0
+                for c in targets
+            }
+            triggers.append(
+                Trigger(rule.when, assign | {n: f"{n} + 1"}, name=f"{rule.name} {rule.action}s",
+                        initial_value=False)
+            )  # fmt: skip
+    clash = sorted({p.name for p in extra_p} & taken)
+    if clash:
+        raise ProtocolError(f"model {model.name!r} already has {clash[0]!r}")
+    states = []
+    for s in model.states:
+        if s.name in factors:
+            f = " * ".join(factors[s.name])
+            old = s.bioavailability
+            states.append(replace(s, bioavailability=f if old is None else f"({old}) * {f}"))
+        else:
+            states.append(s)
+    ruled = model.replace(
+        states=tuple(states),
+        parameters=(*model.parameters, *extra_p),
+        observables=(*model.observables, *extra_o),
+    )
+    return ruled, triggers
 
 
 def _check_against_model(protocol: Protocol, model: Model, population: Any) -> None:
@@ -206,6 +275,9 @@ def run_protocol(
         )
     _check_against_model(protocol, model, population)
     tracked, triggers = _tracking_or_error(model, protocol.limits)
+    dosed = sorted({d.cmt for p in protocol.phases for d in p.doses})
+    tracked, rule_triggers = _rules_or_error(tracked, protocol.rules, dosed)
+    triggers = [*triggers, *rule_triggers]
     baseline = {name: model.parameter(name).value for p in protocol.phases for name in p.parameters}
     events: pd.DataFrame | None = protocol.to_dataset(baseline)
     if events is not None and events.empty:  # nothing given: from the initial state
@@ -213,6 +285,7 @@ def run_protocol(
     grid = protocol.grid()
     monitored = list(protocol.monitoring.observables)
     track = [f"{_PREFIX}{k}_{s}".upper() for k in range(len(protocol.limits)) for s in _TRACK]
+    track += [f"HL_RULE{k}_N" for k in range(len(protocol.rules))]
     if population is not None:
         from dataclasses import replace
 
@@ -271,7 +344,17 @@ def run_protocol(
         table[f"{lim.name} violated"] = violated
         ok = np.asarray(table["status"] == "ok")
         outcomes.append(LimitOutcome(lim, int(ok.sum()), int(np.sum(violated & ok))))
-    drop = [c for c in table.columns if c.startswith(_PREFIX.upper())]
+    rule_outcomes = []
+    for k, rule in enumerate(protocol.rules):
+        acted = np.asarray(table[f"HL_RULE{k}_N_final"], dtype=np.float64)
+        table[f"{rule.name} acted"] = acted.astype(np.int64)
+        ok = np.asarray(table["status"] == "ok")
+        rule_outcomes.append(
+            {"name": rule.name, "when": rule.when, "action": rule.action, "cmt": rule.cmt,
+             "factor": rule.factor, "n_patients": int(ok.sum()),
+             "n_acted": int(np.sum((acted > 0) & ok))}
+        )  # fmt: skip
+    drop = [c for c in table.columns if c.startswith((_PREFIX.upper(), "HL_RULE"))]
     table = table.drop(columns=drop)
     return ProtocolResult(
         protocol=protocol,
@@ -283,6 +366,7 @@ def run_protocol(
         status_counts={str(k): int(v) for k, v in counts.items()},
         seed=seed,
         population=pop_result,
+        rules=tuple(rule_outcomes),
     )
 
 
@@ -306,6 +390,25 @@ def _tracking_or_error(model: Model, limits: Sequence[Limit]) -> tuple[Model, li
                 f"{model.name!r}: {exc}"
             ) from None
     return tracked, triggers
+
+
+def _rules_or_error(
+    model: Model, rules: Sequence[Any], dosed: Sequence[str]
+) -> tuple[Model, list[Any]]:
+    from hemolab.events._trigger import parse_trigger
+
+    ruled, triggers = rule_tracking(model, rules, dosed)
+    by_rule = [r for r in rules for _ in range(2 if r.action == "hold" else 1)]
+    for k, trig in enumerate(triggers):
+        try:
+            parse_trigger(trig, ruled, k)
+        except HemolabError as exc:
+            rule = by_rule[k]
+            raise ProtocolError(
+                f"rule {rule.name!r}: condition {rule.when!r} does not fit model "
+                f"{model.name!r}: {exc}"
+            ) from None
+    return ruled, triggers
 
 
 def _wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:

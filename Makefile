@@ -35,7 +35,7 @@ test: install
 	# two one-process lanes side by side (one core each), their outputs kept apart
 	$(MAKE) --no-print-directory -j2 -Otarget lane-tracer lane-devices
 	# SBML Test Suite conformance: every shared case, two spawned workers (design note 007);
-	# compile-bound, so LLVM's optimisation level 0 (25 % less time per case; note 026)
+	# compile-bound, so LLVM's optimisation level 0 (25 % less time per case; note 025)
 	XLA_FLAGS="$(XLA_FLAGS) --xla_backend_optimization_level=0" \
 		$(BIN)/python -m pytest -q -p no:cacheprovider -m conformance tests/test_sbml_conformance.py
 

@@ -1,5 +1,5 @@
 """Treatment protocols: phases with doses and parameter settings, monitoring, and safety
-limits checked at exact crossing times over a virtual population (design note 025)."""
+limits checked at exact crossing times over a virtual population (design note 024)."""
 
 from hemolab.protocols._protocol import (
     Dose,

@@ -9,7 +9,7 @@ file, the row and the column, say what was found and what is expected; they neve
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -69,6 +69,7 @@ class _Checker:
     model: Model
     n_rows: int
     issues: list[DatasetIssue] = field(default_factory=list)
+    patients: dict[str, Any] = field(default_factory=dict)
 
     def issue(self, row: int | None, column: str | None, message: str) -> None:
         self.issues.append(DatasetIssue(self.file, row, column, message))
@@ -131,7 +132,12 @@ def _allowed_states(model: Model) -> str:
 
 
 def check_table(
-    raw_columns: dict[str, list[Any]], *, model: Model, time_unit: str | None, file: str
+    raw_columns: dict[str, list[Any]],
+    *,
+    model: Model,
+    time_unit: str | None,
+    file: str,
+    patients: Mapping[str, Any] | None = None,
 ) -> EventDataset:
     """Check a table read by :func:`~hemolab.events.read_events` and normalize its rows.
 
@@ -148,6 +154,8 @@ def check_table(
         The dataset's time unit; ``None`` means the model's.
     file
         Name used in every issue.
+    patients
+        Patient records (``Demographics``) by source ID, for the ABO/RhD check.
 
     Returns
     -------
@@ -193,7 +201,7 @@ def check_table(
                 )
             )
     n_rows = max((len(c) for c in columns.values()), default=0)
-    checker = _Checker(file, columns, model, n_rows, issues)
+    checker = _Checker(file, columns, model, n_rows, issues, patients=dict(patients or {}))
     source_unit = time_unit if time_unit is not None else model.time_unit
     if source_unit not in TIME_UNITS:
         checker.issue(
@@ -698,10 +706,41 @@ class _RowReader:
         abo = c.text(i, "ABO")
         if abo is not None and abo.upper() not in _ABO:
             c.issue(row, "ABO", f"ABO {abo!r} is not one of O, A, B, AB")
+            abo = None
         rhd = c.text(i, "RHD")
         if rhd is not None and rhd.upper() not in _RHD:
             c.issue(row, "RHD", f"RHD {rhd!r} is not one of POS, NEG, +, -")
+            rhd = None
+        out["abo"] = None if abo is None else abo.upper()
+        out["rhd"] = None if rhd is None else ("POS" if rhd.upper() in ("POS", "+") else "NEG")
+        if product is not None and out["abo"] is not None:
+            self.abo_check(i, product, out["abo"], out["rhd"])
         return out
+
+    def abo_check(self, i: int, product: str, abo: str, rhd: str | None) -> None:
+        """The product's group against the patient's (MODELS.md §7d): an incompatible unit
+        is an issue; a permitted but not preferred one, or an unknown patient group, warns."""
+        from hemolab.events._abo import BloodGroup, compatibility
+
+        c = self.c
+        raw = c.raw(i, "ID")
+        record = None if raw is None else c.patients.get(_normalize_id(raw))
+        group = None if record is None else record.blood_group
+        if record is None or group is None:
+            if c.patients:  # records were given, but not this patient's group
+                warn(
+                    f"{c.file} row {i + 1}: the patient's blood group is not in the patient "
+                    "records; the unit's ABO/RhD was not checked"
+                )
+            return
+        donor = BloodGroup(abo, None if rhd is None else rhd == "POS")
+        verdict = compatibility(
+            product, donor, group, female_of_childbearing_potential=record.childbearing_potential
+        )
+        if not verdict.ok:
+            c.issue(i + 1, "ABO", f"incompatible unit: {verdict.reason}")
+        elif verdict.warning:
+            warn(f"{c.file} row {i + 1}: {verdict.warning}")
 
     def phlebotomy(self, i: int) -> dict[str, Any]:
         c = self.c

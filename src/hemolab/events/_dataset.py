@@ -62,6 +62,8 @@ class EventRecord:
     product, units, volume, hb_g, hct, plt_e9
         Transfusion fields (per unit, defaults filled in); ``volume`` is also the phlebotomy
         volume in mL.
+    abo, rhd
+        The product's ABO group and RhD (``POS``/``NEG``) when the row gives them.
     param, value
         ``EVENT=param``: the parameter or covariate name and its new value.
     covariates
@@ -92,6 +94,8 @@ class EventRecord:
     hb_g: float = math.nan
     hct: float = math.nan
     plt_e9: float = math.nan
+    abo: str | None = None
+    rhd: str | None = None
     param: str | None = None
     value: float = math.nan
     covariates: tuple[float, ...] = ()
@@ -234,6 +238,7 @@ def read_events(
     model: Model,
     time_unit: str | None = None,
     file_name: str | None = None,
+    patients: Mapping[str, Any] | None = None,
 ) -> EventDataset:
     """Read an event dataset and check it against a model (DATA-FORMATS §A).
 
@@ -255,6 +260,10 @@ def read_events(
         metadata ``time_unit`` if present, else the model's time unit.
     file_name
         Name used in messages (default: the file's name, or ``"<DataFrame>"``).
+    patients
+        Patient records by source ``ID`` (:func:`hemolab.patients.read_patient_records`):
+        a transfusion row whose product has an ``ABO`` (and ``RHD``) is checked against its
+        patient's blood group (MODELS.md §7d) and refused when incompatible.
 
     Returns
     -------
@@ -297,7 +306,9 @@ def read_events(
             f"{metadata_unit!r}; pass the unit the file is written in",
         )
         raise DatasetError([issue])
-    return check_table(columns, model=model, time_unit=time_unit, file=name)
+    return check_table(
+        columns, model=model, time_unit=time_unit, file=name, patients=patients or {}
+    )
 
 
 def _load(

@@ -12,3 +12,4 @@ from hemolab.patients._labs import (
     LabRecord as LabRecord,
     read_labs as read_labs,
 )
+from hemolab.patients._records import read_patient_records as read_patient_records

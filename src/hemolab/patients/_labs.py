@@ -69,6 +69,26 @@ class Demographics:
 
     sex: str | None = None  # FHIR administrative gender: female, male, other, unknown
     birth_year: int | None = None  # turned into an age (> 89 bucketed) at de-identification
+    age: float | None = None  # years
+    weight_kg: float | None = None
+    height_cm: float | None = None
+    abo: str | None = None  # O, A, B, AB
+    rhd: str | None = None  # POS, NEG
+
+    @property
+    def blood_group(self) -> Any:
+        """The :class:`~hemolab.events.BloodGroup` (None when ``abo`` is not known)."""
+        from hemolab.events._abo import BloodGroup
+
+        if self.abo is None:
+            return None
+        return BloodGroup(self.abo, None if self.rhd is None else self.rhd == "POS")
+
+    @property
+    def childbearing_potential(self) -> bool:
+        """Female aged 12-50 (a convention: §7d names the group, not the ages); unknown
+        age or sex counts as not."""
+        return self.sex == "female" and self.age is not None and 12 <= self.age <= 50
 
 
 @dataclass(frozen=True, repr=False)

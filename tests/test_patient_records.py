@@ -132,3 +132,41 @@ def test_platelets_for_a_d_negative_woman_of_childbearing_potential(blood_model,
             _transfusions(("alice-2931", "PLT_APH", "O", "POS")), model=blood_model,
             patients=records,
         )  # fmt: skip
+
+
+MODEL_FILE = """
+import hemolab as hl
+
+model = hl.Model(
+    "abo_cli",
+    time_unit="h",
+    states=[hl.State("Hbm", "0", initial=700.0, unit="g"),
+            hl.State("PV", "0", initial=3000.0, unit="mL")],
+    parameters=[hl.Parameter("RCV", 2000.0, unit="mL")],
+    observables=[hl.Observable("Hb", "100*Hbm/(PV + RCV)", unit="g/dL")],
+    blood=hl.BloodSpec(volume_ml="PV + RCV", cell_states=("Hbm",), plasma_states=("PV",),
+                       transfusion_map={"HB_G": {"Hbm": 1.0}, "PLASMA_ML": {"PV": 1.0}},
+                       volume_rule="none (test)"),
+)
+"""
+
+
+def test_cli_simulate_checks_transfusions_against_patient_records(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from hemolab.cli._app import app
+
+    model = tmp_path / "abo_model.py"
+    model.write_text(MODEL_FILE)
+    people = tmp_path / "patients.csv"
+    people.write_text(RECORDS)
+    events = tmp_path / "tx.csv"
+    _transfusions(("alice-2931", "RBC", "A", "NEG")).to_csv(events, index=False)
+    args = ["simulate", str(model), "--events", str(events), "--patients", str(people)]
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "r.parquet")])
+    assert res.exit_code == 2, res.output
+    assert "tx.csv" in res.output and "row 1" in res.output and "ABO-incompatible" in res.output
+    assert "alice" not in res.output
+    _transfusions(("alice-2931", "RBC", "O", "NEG")).to_csv(events, index=False)
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "r.parquet"), "--json"])
+    assert res.exit_code == 0, res.output

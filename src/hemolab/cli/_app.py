@@ -238,6 +238,14 @@ def simulate(
             "results): hemolab experiments list|show|rerun.",
         ),
     ] = None,
+    patients: Annotated[
+        Path | None,
+        typer.Option(
+            "--patients",
+            help="Patient records (CSV: patient_id, sex, age, weight_kg, abo, rhd...): "
+            "transfusion rows are checked against each patient's ABO/RhD group.",
+        ),
+    ] = None,
 ) -> None:
     """Simulate MODEL (from its initial state, or under an event dataset) to a Parquet file.
 
@@ -250,6 +258,9 @@ def simulate(
     MODEL, by hemolab's solver; each report written to OUT/<id>.csv, each plot to OUT/<id>.png.
 
     With --store DIR: the run is recorded as an experiment (hemolab experiments list).
+
+    With --patients FILE: a transfusion whose product gives ABO (and RHD) is checked against
+    its patient's blood group (MODELS.md §7d); an incompatible unit is refused with its row.
     """
     from hemolab._simulate import simulate as run
     from hemolab.cli._record import recording
@@ -270,6 +281,7 @@ def simulate(
             "--backend": backend != "local",
             "--outputs": outputs is not None,
             "--store": store is not None,
+            "--patients": patients is not None,
         }
         _simulate_sedml(
             model, sedml, out, [k for k, v in others.items() if v], rtol, atol, json_out
@@ -302,7 +314,25 @@ def simulate(
                    "rtol": rtol, "atol": atol, "dose_before_obs": dose_before_obs,
                    "population": population, "seed": seed, "residual_error": residual_error,
                    "chunk_size": chunk_size, "backend": backend, "outputs": outputs}  # fmt: skip
-        files = {"events": events, "omega": omega}
+        files = {"events": events, "omega": omega, "patients": patients}
+        regimen: Any = events
+        if patients is not None:
+            from hemolab.events import read_events
+            from hemolab.patients import read_patient_records
+
+            if events is None:
+                raise HemolabError(
+                    "--patients checks an event dataset's transfusions: give --events"
+                )
+            if population is not None:
+                raise HemolabError(
+                    "--patients applies to the dataset's subjects, not to virtual patients "
+                    "(--population)"
+                )
+            with _warnings_to_console():
+                regimen = read_events(
+                    events, model=mdl, time_unit=time_unit, patients=read_patient_records(patients)
+                )
         with recording(store, model_spec=model, model=mdl, options=options, files=files,
                        seed=seed, rtol=rtol, atol=atol) as recorder:  # fmt: skip
             if population is not None or seed is not None or omega is not None or residual_error:
@@ -319,7 +349,7 @@ def simulate(
             with _progress(quiet=json_out) as progress, _warnings_to_console():
                 res = run(
                     mdl,
-                    events,
+                    regimen,
                     params=params,
                     t_end=te,
                     dt=step,

@@ -152,6 +152,7 @@ def rerun_simulate(store: Any, record: Any) -> str:
                     out=Path(tmp) / "result.parquet",
                     events=stored_file("events"),
                     omega=stored_file("omega"),
+                    patients=stored_file("patients"),
                     store=store.path,
                     json_out=True,
                     sedml=None,

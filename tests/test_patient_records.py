@@ -170,3 +170,28 @@ def test_cli_simulate_checks_transfusions_against_patient_records(tmp_path) -> N
     _transfusions(("alice-2931", "RBC", "O", "NEG")).to_csv(events, index=False)
     res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "r.parquet"), "--json"])
     assert res.exit_code == 0, res.output
+
+
+def test_cli_allow_incompatible_needs_a_model_of_the_reaction(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from hemolab.cli._app import app
+
+    model = tmp_path / "abo_model.py"
+    model.write_text(MODEL_FILE)
+    people = tmp_path / "patients.csv"
+    people.write_text(RECORDS)
+    events = tmp_path / "tx.csv"
+    _transfusions(("alice-2931", "RBC", "A", "NEG")).to_csv(events, index=False)
+    out = str(tmp_path / "r.parquet")
+    base = ["simulate", str(model), "--events", str(events), "--out", out]
+    res = CliRunner().invoke(app, [*base, "--allow-incompatible"])
+    assert res.exit_code == 2 and "needs --patients" in res.output
+    res = CliRunner().invoke(app, [*base, "--patients", str(people), "--allow-incompatible"])
+    assert res.exit_code == 2 and "needs a model that destroys it" in res.output, res.output
+    model.write_text(MODEL_FILE.replace("model = hl.Model(", "base = hl.Model(") + (
+        "\nfrom hemolab.model import haemolysis\nmodel = haemolysis(base)\n"
+    ))  # fmt: skip
+    res = CliRunner().invoke(app, [*base, "--patients", str(people), "--allow-incompatible"])
+    assert res.exit_code == 0, res.output
+    assert "incompatible unit accepted to be modelled" in res.output

@@ -246,6 +246,14 @@ def simulate(
             "transfusion rows are checked against each patient's ABO/RhD group.",
         ),
     ] = None,
+    allow_incompatible: Annotated[
+        bool,
+        typer.Option(
+            "--allow-incompatible",
+            help="With --patients: accept incompatible units to model the reaction (the model "
+            "must destroy them: hemolab.model.haemolysis).",
+        ),
+    ] = False,
 ) -> None:
     """Simulate MODEL (from its initial state, or under an event dataset) to a Parquet file.
 
@@ -282,6 +290,7 @@ def simulate(
             "--outputs": outputs is not None,
             "--store": store is not None,
             "--patients": patients is not None,
+            "--allow-incompatible": allow_incompatible,
         }
         _simulate_sedml(
             model, sedml, out, [k for k, v in others.items() if v], rtol, atol, json_out
@@ -313,9 +322,12 @@ def simulate(
         options = {"time_unit": time_unit, "param": list(param or []), "t_end": t_end, "dt": dt,
                    "rtol": rtol, "atol": atol, "dose_before_obs": dose_before_obs,
                    "population": population, "seed": seed, "residual_error": residual_error,
-                   "chunk_size": chunk_size, "backend": backend, "outputs": outputs}  # fmt: skip
+                   "chunk_size": chunk_size, "backend": backend, "outputs": outputs,
+                   "allow_incompatible": allow_incompatible}  # fmt: skip
         files = {"events": events, "omega": omega, "patients": patients}
         regimen: Any = events
+        if allow_incompatible and patients is None:
+            raise HemolabError("--allow-incompatible needs --patients (whose groups decide)")
         if patients is not None:
             from hemolab.events import read_events
             from hemolab.patients import read_patient_records
@@ -331,7 +343,11 @@ def simulate(
                 )
             with _warnings_to_console():
                 regimen = read_events(
-                    events, model=mdl, time_unit=time_unit, patients=read_patient_records(patients)
+                    events,
+                    model=mdl,
+                    time_unit=time_unit,
+                    patients=read_patient_records(patients),
+                    allow_incompatible=allow_incompatible,
                 )
         with recording(store, model_spec=model, model=mdl, options=options, files=files,
                        seed=seed, rtol=rtol, atol=atol) as recorder:  # fmt: skip

@@ -70,6 +70,7 @@ class _Checker:
     n_rows: int
     issues: list[DatasetIssue] = field(default_factory=list)
     patients: dict[str, Any] = field(default_factory=dict)
+    allow_incompatible: bool = False
 
     def issue(self, row: int | None, column: str | None, message: str) -> None:
         self.issues.append(DatasetIssue(self.file, row, column, message))
@@ -138,6 +139,7 @@ def check_table(
     time_unit: str | None,
     file: str,
     patients: Mapping[str, Any] | None = None,
+    allow_incompatible: bool = False,
 ) -> EventDataset:
     """Check a table read by :func:`~hemolab.events.read_events` and normalize its rows.
 
@@ -201,7 +203,15 @@ def check_table(
                 )
             )
     n_rows = max((len(c) for c in columns.values()), default=0)
-    checker = _Checker(file, columns, model, n_rows, issues, patients=dict(patients or {}))
+    checker = _Checker(
+        file,
+        columns,
+        model,
+        n_rows,
+        issues,
+        patients=dict(patients or {}),
+        allow_incompatible=allow_incompatible,
+    )
     source_unit = time_unit if time_unit is not None else model.time_unit
     if source_unit not in TIME_UNITS:
         checker.issue(
@@ -713,13 +723,15 @@ class _RowReader:
             rhd = None
         out["abo"] = None if abo is None else abo.upper()
         out["rhd"] = None if rhd is None else ("POS" if rhd.upper() in ("POS", "+") else "NEG")
+        out["incompatible"] = False
         if product is not None and out["abo"] is not None:
-            self.abo_check(i, product, out["abo"], out["rhd"])
+            out["incompatible"] = self.abo_check(i, product, out["abo"], out["rhd"])
         return out
 
-    def abo_check(self, i: int, product: str, abo: str, rhd: str | None) -> None:
+    def abo_check(self, i: int, product: str, abo: str, rhd: str | None) -> bool:
         """The product's group against the patient's (MODELS.md §7d): an incompatible unit
-        is an issue; a permitted but not preferred one, or an unknown patient group, warns."""
+        is an issue (accepted with a warning under ``allow_incompatible``: then True); a
+        permitted but not preferred one, or an unknown patient group, warns."""
         from hemolab.events._abo import BloodGroup, compatibility
 
         c = self.c
@@ -732,15 +744,27 @@ class _RowReader:
                     f"{c.file} row {i + 1}: the patient's blood group is not in the patient "
                     "records; the unit's ABO/RhD was not checked"
                 )
-            return
+            return False
         donor = BloodGroup(abo, None if rhd is None else rhd == "POS")
         verdict = compatibility(
             product, donor, group, female_of_childbearing_potential=record.childbearing_potential
         )
         if not verdict.ok:
-            c.issue(i + 1, "ABO", f"incompatible unit: {verdict.reason}")
+            if c.allow_incompatible:
+                warn(
+                    f"{c.file} row {i + 1}: incompatible unit accepted to be modelled "
+                    f"(haemolysis): {verdict.reason}"
+                )
+                return True
+            c.issue(
+                i + 1,
+                "ABO",
+                f"incompatible unit: {verdict.reason} (to model the reaction instead: "
+                "allow_incompatible with hemolab.model.haemolysis)",
+            )
         elif verdict.warning:
             warn(f"{c.file} row {i + 1}: {verdict.warning}")
+        return False
 
     def phlebotomy(self, i: int) -> dict[str, Any]:
         c = self.c

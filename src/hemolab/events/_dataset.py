@@ -64,6 +64,9 @@ class EventRecord:
         volume in mL.
     abo, rhd
         The product's ABO group and RhD (``POS``/``NEG``) when the row gives them.
+    incompatible
+        The unit is incompatible with its patient and was accepted to be modelled
+        (``allow_incompatible``): its red cells are destroyed (:func:`~hemolab.model.haemolysis`).
     param, value
         ``EVENT=param``: the parameter or covariate name and its new value.
     covariates
@@ -96,6 +99,7 @@ class EventRecord:
     plt_e9: float = math.nan
     abo: str | None = None
     rhd: str | None = None
+    incompatible: bool = False
     param: str | None = None
     value: float = math.nan
     covariates: tuple[float, ...] = ()
@@ -239,6 +243,7 @@ def read_events(
     time_unit: str | None = None,
     file_name: str | None = None,
     patients: Mapping[str, Any] | None = None,
+    allow_incompatible: bool = False,
 ) -> EventDataset:
     """Read an event dataset and check it against a model (DATA-FORMATS §A).
 
@@ -264,6 +269,9 @@ def read_events(
         Patient records by source ``ID`` (:func:`hemolab.patients.read_patient_records`):
         a transfusion row whose product has an ``ABO`` (and ``RHD``) is checked against its
         patient's blood group (MODELS.md §7d) and refused when incompatible.
+    allow_incompatible
+        Accept incompatible units instead, to model the reaction: the model must then
+        destroy them (:func:`hemolab.model.haemolysis`); each one warns.
 
     Returns
     -------
@@ -307,7 +315,12 @@ def read_events(
         )
         raise DatasetError([issue])
     return check_table(
-        columns, model=model, time_unit=time_unit, file=name, patients=patients or {}
+        columns,
+        model=model,
+        time_unit=time_unit,
+        file=name,
+        patients=patients or {},
+        allow_incompatible=allow_incompatible,
     )
 
 

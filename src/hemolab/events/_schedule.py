@@ -691,7 +691,15 @@ class _Builder:
         )
         sub = 0
         names = m.state_names
-        for key, targets in m.blood.transfusion_map.items():
+        routes = list(m.blood.transfusion_map.items())
+        if rec.incompatible:
+            if not m.blood.lysis_map:
+                raise ScheduleError(
+                    f"{self.where(rec)}: an incompatible unit needs a model that destroys it: "
+                    f"use hemolab.model.haemolysis({m.name!r} model)"
+                )
+            routes += list(m.blood.lysis_map.items())
+        for key, targets in routes:
             for state, factor in targets.items():
                 amount = content[key] * float(factor)
                 if amount == 0:

@@ -1,6 +1,7 @@
 """Model definitions (host-side, immutable)."""
 
 from hemolab.model._disease import Disease as Disease
+from hemolab.model._haemolysis import haemolysis as haemolysis
 from hemolab.model._model import (
     BloodSpec as BloodSpec,
     Covariate as Covariate,

@@ -145,6 +145,10 @@ class BloodSpec:
     volume_rule
         Free-text description of how plasma volume returns to baseline after a volume load
         (the equations themselves are part of the model's states).
+    lysis_map
+        Where an ABO-incompatible unit's red-cell content also goes (content key → {state:
+        factor}): the states :func:`hemolab.model.haemolysis` adds, whose decay removes
+        those cells again. Empty: the model cannot take an incompatible unit.
     """
 
     volume_ml: Expression
@@ -152,6 +156,7 @@ class BloodSpec:
     plasma_states: tuple[str, ...] = ()
     transfusion_map: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     volume_rule: str = ""
+    lysis_map: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     CONTENT_KEYS = ("VOLUME_ML", "RBC_ML", "PLASMA_ML", "HB_G", "PLT_E9")
 
@@ -573,7 +578,7 @@ def _validate(m: Model) -> None:
                     raise ModelError(
                         f"model {m.name!r}: blood {kind} state {s!r} is not a state of the model"
                     )
-        for key, targets in m.blood.transfusion_map.items():
+        for key, targets in (*m.blood.transfusion_map.items(), *m.blood.lysis_map.items()):
             if key not in BloodSpec.CONTENT_KEYS:
                 raise ModelError(
                     f"model {m.name!r}: blood transfusion_map key {key!r} is not one of "

@@ -19,7 +19,7 @@ import typer
 
 from hemolab._errors import HemolabError
 
-__all__ = ["Recorder", "recording", "rerun_simulate"]
+__all__ = ["Recorder", "add_model", "finishing", "recording", "rerun_simulate"]
 
 # the experiment a rerun reproduces (set by rerun_simulate for the command it calls)
 _PARENT: contextvars.ContextVar[str | None] = contextvars.ContextVar("parent", default=None)
@@ -82,15 +82,20 @@ def recording(
         atol=atol,
         parent=_PARENT.get(),
     )
-    try:
-        if library:
-            exp.add_input("model.xml", data=_sbml_or_none(model))
-        else:
-            exp.add_input(f"model{Path(model_spec).suffix.lower()}", model_spec)
+    with finishing(exp):
+        add_model(exp, model_spec, model)
         for role, path in files.items():
             if path is not None:
                 exp.add_input(f"{role}{path.suffix.lower()}", path)
         yield Recorder(exp)
+
+
+@contextlib.contextmanager
+def finishing(exp: Any) -> Iterator[Any]:
+    """End ``exp`` with the block: complete, or failed with the error. A command's exit 0 or
+    1 (some patients failed, no feasible point) completes it; any other exit fails it."""
+    try:
+        yield exp
     except typer.Exit as exc:
         if exc.exit_code in (0, 1):
             exp.finish()
@@ -101,6 +106,14 @@ def recording(
         exp.fail(exc)
         raise
     exp.finish()
+
+
+def add_model(exp: Any, model_spec: str, model: Any) -> None:
+    """The model's record: a library model's SBML (for reference), or a copy of its file."""
+    if not Path(model_spec).suffix:
+        exp.add_input("model.xml", data=_sbml_or_none(model))
+    else:
+        exp.add_input(f"model{Path(model_spec).suffix.lower()}", model_spec)
 
 
 def _sbml_or_none(model: Any) -> bytes:

@@ -148,7 +148,7 @@ def _recording(
     if store is None:
         yield None
         return
-    from hemolab.cli._record import _sbml_or_none
+    from hemolab.cli._record import add_model, finishing
     from hemolab.experiments import ExperimentStore
 
     library = not Path(model_spec).suffix
@@ -164,23 +164,10 @@ def _recording(
         atol=atol,
         parent=_PARENT[-1] if _PARENT else None,
     )
-    try:
+    with finishing(exp):
         exp.add_input("protocol.toml", pf.path)
-        if library:
-            exp.add_input("model.xml", data=_sbml_or_none(model))
-        else:
-            exp.add_input(f"model{Path(model_spec).suffix.lower()}", model_spec)
+        add_model(exp, model_spec, model)
         yield exp
-    except typer.Exit as exc:
-        if exc.exit_code in (0, 1):
-            exp.finish()
-        else:
-            exp.fail(f"the command stopped with exit code {exc.exit_code}")
-        raise
-    except BaseException as exc:
-        exp.fail(exc)
-        raise
-    exp.finish()
 
 
 def _print(summary: dict[str, Any], console: Any) -> None:

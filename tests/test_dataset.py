@@ -428,13 +428,11 @@ def test_blood_events_on_a_model_without_blood_name_the_row():
     assert "declares no blood" in issue.message
 
 
-def test_mix_is_rejected_naming_the_row():
-    with pytest.raises(DatasetError) as exc:
-        read_events(DATA / "mix.csv", model=blood_model())
-    (issue,) = exc.value.issues
-    assert (issue.file, issue.row, issue.column) == ("mix.csv", 2, "EVENT")
-    assert "sample mixing (EVENT=mix) is not supported yet" in issue.message
-    assert "later release" in issue.message
+def test_mix_rows_name_their_donor_by_pseudonym():
+    (rec,) = [r for r in read_events(DATA / "mix.csv", model=blood_model()).subjects[0].records
+              if r.event == "mix"]  # fmt: skip
+    assert (rec.donor, rec.volume, rec.part, rec.deplete) == ("T0000001", 10.0, "whole", False)
+    assert rec.part_states == (0, 1, 2) and math.isnan(rec.fraction)
 
 
 # --- the dataset object ---------------------------------------------------------------------------

@@ -14,41 +14,14 @@ import hemolab as hl
 from hemolab.events import read_events
 from hemolab.model import haemolysis
 from hemolab.patients import Demographics
+from tests._models import RED_CELL_LIFESPAN_H, blood_volume_model
 
-L_H = 120 * 24.0
+L_H = RED_CELL_LIFESPAN_H  # red-cell lifespan (h)
 
 
 @pytest.fixture(scope="module")
 def blood_model() -> hl.Model:
-    """Hb mass, red-cell and plasma volume; blood volume returns to 70 mL/kg (t½ 4 h)."""
-    return hl.Model(
-        "blood_volume_lysis_test",
-        time_unit="h",
-        states=[
-            hl.State("Hbm", "(Hbm0 - Hbm)/L", initial="Hbm0", unit="g"),
-            hl.State("RCV", "(RCV0 - RCV)/L", initial="BV0*Hct0", unit="mL"),
-            hl.State("PV", "-kv*(PV + RCV - BV0)", initial="BV0*(1 - Hct0)", unit="mL"),
-        ],
-        parameters=[
-            hl.Parameter("Hct0", 0.42),
-            hl.Parameter("BVkg", 70.0, unit="mL/kg"),
-            hl.Parameter("Hb0", 14.0, unit="g/dL"),
-            hl.Parameter("L", L_H, unit="h"),
-            hl.Parameter("kv", np.log(2) / 4.0, unit="h-1"),
-        ],
-        covariates=[hl.Covariate("WT", default=70.0, unit="kg")],
-        assignments={"BV0": "BVkg*WT", "Hbm0": "Hb0*BV0/100", "RCV0": "BV0*Hct0"},
-        observables=[hl.Observable("Hb", "100*Hbm/(PV + RCV)", unit="g/dL")],
-        blood=hl.BloodSpec(
-            volume_ml="PV + RCV",
-            cell_states=("Hbm", "RCV"),
-            plasma_states=("PV",),
-            transfusion_map={
-                "HB_G": {"Hbm": 1.0}, "RBC_ML": {"RCV": 1.0}, "PLASMA_ML": {"PV": 1.0}
-            },
-            volume_rule="plasma volume relaxes (t½ 4 h) until PV + RCV = 70 mL/kg",
-        ),
-    )  # fmt: skip
+    return blood_volume_model("blood_volume_lysis_test")
 
 
 PATIENT = {"p1": Demographics(sex="male", age=60.0, abo="O", rhd="POS")}

@@ -16,6 +16,7 @@ from hemolab.compile._compiled import CompiledModel, compile_model
 from hemolab.model._model import Model
 from hemolab.results._results import Results, provenance
 from hemolab.solve._engine import ActionTable, run_actions
+from hemolab.solve._status import Status
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -217,13 +218,6 @@ def simulate(
             stepper=stepper,
             file=str(getattr(dataset, "file", "") or "the event dataset"),
         )
-    table = ActionTable(
-        time=schedule.time,
-        op=schedule.op,
-        target=schedule.target,
-        value=values,
-        n_outputs=int(schedule.out_time.shape[1]),
-    )
     if dataset is None:
         t0 = np.minimum(schedule.start_time, 0.0)
     else:  # a subject's clock starts at its first record, whether or not it makes an action
@@ -238,6 +232,31 @@ def simulate(
         from hemolab.events._trigger import parse_triggers
 
         compiled_triggers = compile_triggers(cm, parse_triggers(list(triggers), mdl))
+    donor_failed = None
+    if schedule.mix_requests:
+        from hemolab.solve._mixing import fill_mixing
+
+        values, donor_failed = fill_mixing(
+            cm,
+            inputs,
+            schedule,
+            values,
+            t0=t0,
+            rtol=rtol,
+            atol=atol,
+            max_steps=max_steps,
+            stepper=stepper,
+            triggers=compiled_triggers,
+            history_size=history_size,
+            file=str(getattr(dataset, "file", "") or "the event dataset"),
+        )
+    table = ActionTable(
+        time=schedule.time,
+        op=schedule.op,
+        target=schedule.target,
+        value=values,
+        n_outputs=int(schedule.out_time.shape[1]),
+    )
     raw = run_actions(
         cm,
         inputs,
@@ -254,6 +273,11 @@ def simulate(
         out_vars=out_vars,
     )
     N = inputs.shape[0]
+    status = raw.status
+    if donor_failed is not None and donor_failed.any():
+        status = np.where(
+            donor_failed & (status == int(Status.OK)), int(Status.DONOR_FAILED), status
+        ).astype(status.dtype)
     rows = np.arange(N) if schedule.n_subjects == N else np.zeros(N, dtype=np.int64)
     if patient_ids is None:
         if dataset is not None:
@@ -287,7 +311,7 @@ def simulate(
         variables=variables,
         units=units,
         kinds=kinds,
-        status=raw.status,
+        status=status,
         n_steps=raw.n_steps,
         patient_ids=tuple(patient_ids),
         replicate=np.zeros(N, dtype=np.int32),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -265,6 +265,7 @@ class _RowReader:
         self.current: str | None = None
         self.ss3_rows: list[int] = []
         self.default_size_rows: dict[str, list[int]] = {}
+        self.mix_rows: list[int] = []
         self.cov_columns = tuple(
             k if k in checker.columns and k not in RESERVED_COLUMNS else None
             for k in (n.upper() for n in self.m.covariate_names)
@@ -275,6 +276,8 @@ class _RowReader:
         c = self.c
         for i in range(c.n_rows):
             self.row(i)
+        if self.mix_rows:
+            self.resolve_donors()
         if c.issues:
             raise DatasetError(c.issues)
         if self.ss3_rows:
@@ -302,6 +305,43 @@ class _RowReader:
             _id_map={k: s.temp_id for k, s in self.subjects.items()},
             _anchors={s.temp_id: s.anchor for s in self.subjects.values() if s.anchor},
         )
+
+    def resolve_donors(self) -> None:
+        """DONOR source keys → temporary pseudonyms; unknown donors, self-donation and donor
+        cycles are errors naming the rows (DATA-FORMATS §A: solves run in dependency order)."""
+        c = self.c
+        if c.has("DATETIME"):
+            c.issue(
+                self.mix_rows[0],
+                "DATETIME",
+                "EVENT=mix needs one clock shared by the subjects it links: give TIME (a common "
+                "clock) instead of DATETIME",
+            )
+            return
+        gives: dict[str, list[tuple[str, int]]] = {}  # donor -> (recipient, row)
+        for key, subj in self.subjects.items():
+            for k, rec in enumerate(subj.records):
+                if rec.event != "mix" or rec.donor is None:
+                    continue
+                donor = self.subjects.get(rec.donor)
+                if donor is None:  # the cell's text is an identifier: never shown
+                    c.issue(rec.row, "DONOR", "DONOR names no ID of this dataset")
+                    continue
+                if rec.donor == key:
+                    c.issue(
+                        rec.row, "DONOR", "DONOR is the row's own ID (a subject mixed into itself)"
+                    )
+                    continue
+                subj.records[k] = replace(rec, donor=donor.temp_id)
+                gives.setdefault(donor.temp_id, []).append((subj.temp_id, rec.row))
+        cycle = _find_cycle(gives)
+        if cycle:
+            c.issue(
+                min(cycle),
+                "DONOR",
+                f"donor cycle: the mixes on rows {_rows_text(sorted(cycle))} make subjects "
+                "donors of each other (directly or through others); solves run donors first",
+            )
 
     # -- one row --------------------------------------------------------------------------------
     def row(self, i: int) -> None:
@@ -581,6 +621,8 @@ class _RowReader:
             out.update(self.phlebotomy(i))
         elif event == "param":
             out.update(self.param(i))
+        elif event == "mix":
+            out.update(self.mix(i))
         return out
 
     def cmt(self, i: int, evid: int) -> tuple[int | None, bool]:
@@ -651,14 +693,7 @@ class _RowReader:
         if kind not in EVENT_KINDS:
             c.issue(row, "EVENT", f"EVENT {text!r} is not one of {', '.join(EVENT_KINDS)}")
             return None
-        if kind == "mix":
-            c.issue(
-                row,
-                "EVENT",
-                "sample mixing (EVENT=mix) is not supported yet; it is planned for a later release",
-            )
-            return None
-        if kind in ("transfusion", "phlebotomy") and self.m.blood is None:
+        if kind in ("transfusion", "phlebotomy", "mix") and self.m.blood is None:
             c.issue(
                 row,
                 "EVENT",
@@ -777,6 +812,75 @@ class _RowReader:
             c.issue(i + 1, "VOLUME", f"VOLUME {x:g} must be > 0 (mL of whole blood removed)")
         return {"volume": x}
 
+    def mix(self, i: int) -> dict[str, Any]:
+        """``EVENT=mix``: DONOR (resolved once every ID is known), VOLUME xor FRACTION, PART,
+        DEPLETE. ``donor`` holds the donor's source key until :meth:`resolve_donors`."""
+        c, m = self.c, self.m
+        row = i + 1
+        out: dict[str, Any] = {}
+        donor = c.raw(i, "DONOR")
+        if donor is None:
+            c.issue(row, "DONOR", "DONOR (the ID of the subject giving blood) is missing")
+        else:
+            out["donor"] = _normalize_id(donor)
+            self.mix_rows.append(row)
+        volume, fraction = c.number(i, "VOLUME"), c.number(i, "FRACTION")
+        if not isinstance(volume, _Bad) and not isinstance(fraction, _Bad):
+            if math.isnan(volume) == math.isnan(fraction):
+                c.issue(
+                    row,
+                    "VOLUME",
+                    "give exactly one of VOLUME (mL of donor blood) and FRACTION (of the "
+                    "recipient's blood volume)",
+                )
+            elif not math.isnan(volume) and volume <= 0:
+                c.issue(row, "VOLUME", f"VOLUME {volume:g} must be > 0 (mL of donor blood)")
+            elif not math.isnan(fraction) and not 0 < fraction <= 1:
+                c.issue(
+                    row,
+                    "FRACTION",
+                    f"FRACTION {fraction:g} must be in (0, 1] (of the recipient's blood volume)",
+                )
+            out["volume"], out["fraction"] = volume, fraction
+        part = c.text(i, "PART") or "whole"
+        blood = m.blood
+        keyword = part.lower()
+        if blood is None:
+            return out  # reported by event()
+        if keyword in ("whole", "plasma", "cells"):
+            names = {
+                "whole": (*blood.cell_states, *blood.plasma_states),
+                "plasma": blood.plasma_states,
+                "cells": blood.cell_states,
+            }[keyword]
+            if not names:
+                c.issue(
+                    row,
+                    "PART",
+                    f"PART {keyword} selects no state: model {m.name!r} declares no "
+                    f"{'blood' if keyword == 'whole' else keyword} states (BloodSpec)",
+                )
+            out["part"] = keyword
+        else:
+            names = tuple(x.strip() for x in part.split(";") if x.strip())
+            unknown = [x for x in names if x not in m.state_names]
+            if unknown or not names:
+                c.issue(
+                    row,
+                    "PART",
+                    f"PART {part!r} is not whole, plasma, cells or a ;-list of states of model "
+                    f"{m.name!r} ({', '.join(m.state_names)})",
+                )
+                return out
+            out["part"] = ";".join(names)
+        out["part_states"] = tuple(sorted({m.state_names.index(x) for x in names}))
+        deplete = c.number(i, "DEPLETE", integer=True)
+        if not isinstance(deplete, _Bad):
+            if not math.isnan(deplete) and deplete not in (0, 1):
+                c.issue(row, "DEPLETE", f"DEPLETE {deplete:g} is not 0 or 1")
+            out["deplete"] = deplete == 1
+        return out
+
     def param(self, i: int) -> dict[str, Any]:
         c, m = self.c, self.m
         row = i + 1
@@ -874,6 +978,39 @@ class _RowReader:
             f"covariate {name} in model {m.name!r}",
         )
         return None
+
+
+def _find_cycle(gives: Mapping[str, Sequence[tuple[str, int]]]) -> list[int]:
+    """The rows of one cycle in the donor → recipient graph (empty: none), by depth-first
+    search with colours."""
+    colour: dict[str, int] = {}  # 1 on the stack, 2 done
+    stack: list[tuple[str, int]] = []  # (subject, row of the edge into it)
+
+    def visit(node: str) -> list[int]:
+        colour[node] = 1
+        for nxt, row in gives.get(node, ()):
+            if colour.get(nxt) == 1:
+                rows = [row]
+                for subj, r in reversed(stack):
+                    if subj == nxt:
+                        break
+                    rows.append(r)
+                return rows
+            if nxt not in colour:
+                stack.append((nxt, row))
+                found = visit(nxt)
+                stack.pop()
+                if found:
+                    return found
+        colour[node] = 2
+        return []
+
+    for start in list(gives):
+        if start not in colour:
+            found = visit(start)
+            if found:
+                return found
+    return []
 
 
 def _rows_text(rows: Sequence[int]) -> str:

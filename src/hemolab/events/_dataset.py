@@ -58,7 +58,7 @@ class EventRecord:
     mdv, dv, dvid, cens, limit, occ
         Observation fields; ``dvid`` is the observable (or state) name.
     event
-        ``"transfusion"``, ``"phlebotomy"``, ``"param"`` or ``None``.
+        ``"transfusion"``, ``"phlebotomy"``, ``"param"``, ``"mix"`` or ``None``.
     product, units, volume, hb_g, hct, plt_e9
         Transfusion fields (per unit, defaults filled in); ``volume`` is also the phlebotomy
         volume in mL.
@@ -69,6 +69,11 @@ class EventRecord:
         (``allow_incompatible``): its red cells are destroyed (:func:`~hemolab.model.haemolysis`).
     param, value
         ``EVENT=param``: the parameter or covariate name and its new value.
+    donor, fraction, part, part_states, deplete
+        ``EVENT=mix``: the donor's temporary pseudonym, the ``FRACTION`` of the recipient's
+        blood volume (or NaN: ``volume`` mL of donor blood is given), ``PART`` as written
+        (``whole``, ``plasma``, ``cells`` or a ``;``-list of states), the 0-based states it
+        selects, and whether the donor loses what it gives (``DEPLETE=1``).
     covariates
         One value per model covariate (``Model.covariate_names``), NaN where absent.
     """
@@ -102,6 +107,11 @@ class EventRecord:
     incompatible: bool = False
     param: str | None = None
     value: float = math.nan
+    donor: str | None = None
+    fraction: float = math.nan
+    part: str | None = None
+    part_states: tuple[int, ...] = ()
+    deplete: bool = False
     covariates: tuple[float, ...] = ()
 
 

@@ -147,11 +147,19 @@ class Schedule:
     events
         Applied events, one record per event in action order: ``patient_id``, ``time`` (the
         subject's clock), ``kind`` (bolus, infusion, replace, multiply, reset, param,
-        transfusion, phlebotomy), ``target`` (state or parameter), ``product``, ``amount``
+        transfusion, phlebotomy, mix, donation), ``target`` (state or parameter), ``product``
+        (the blood product, or a mix's ``PART``), ``amount``
         and ``unit`` (the state's unit, ``mL`` for blood products, the parameter's unit), for
         ``<stem>.events.parquet``.
     time_unit, covariate_names
         The model's time unit and covariates.
+    ss_requests
+        Steady-state doses whose placeholders the driver fills (``hemolab.solve._steady``).
+    mix_requests
+        ``EVENT=mix`` rows in file order: ``recipient`` and ``donor`` (subject indices),
+        ``time``, ``states``, ``volume`` or ``fraction``, ``deplete``, ``row``, and the
+        placeholder columns ``recipient_cols`` (OP_ADD), ``donor_cols`` (OP_MULTIPLY) and
+        ``donor_col`` (where the donor is read); filled by ``hemolab.solve._mixing``.
     """
 
     n_subjects: int
@@ -172,6 +180,7 @@ class Schedule:
     time_unit: str = "h"
     covariate_names: tuple[str, ...] = field(default=())
     ss_requests: tuple[dict[str, Any], ...] = ()
+    mix_requests: tuple[dict[str, Any], ...] = ()
 
     PER_SUBJECT = (
         "time",
@@ -259,6 +268,7 @@ class Schedule:
             time_unit=self.time_unit,
             covariate_names=self.covariate_names,
             ss_requests=self.ss_requests,
+            mix_requests=self.mix_requests,
         )
 
     def pad_to_bucket(self, *, min_actions: int = 16, min_outputs: int = 8) -> Schedule:
@@ -344,6 +354,10 @@ class _Act:
     # starts and ends, transfusions, replace/multiply, phlebotomy); not OP_PARAM
     cancellable: bool = False
     event: _Applied | None = None
+    # EVENT=mix: the request's index and this action's role ("add" into the recipient,
+    # "deplete" the donor, "marker": where the donor is read, not an action)
+    mix: int = -1
+    mix_role: str = ""
 
     @property
     def key(self) -> tuple[float, int, tuple[float, int]]:
@@ -420,12 +434,15 @@ class _Builder:
         self.seg_start: list[float] = []
         self.seg_offset: list[float] = []
         self.sid = ""
+        self.k = 0
+        self.mixes: list[dict[str, Any]] = []
 
     def subject(self, k: int, subj: SubjectEvents) -> tuple[_Plan, np.ndarray]:
         """The subject's actions and outputs (unsorted), and its initial covariates."""
         recs = subj.records
         solver, self.seg_start, self.seg_offset = _solver_times(recs)
         self.sid = subj.subject_id
+        self.k = k
         plan = _Plan()
         resets: list[tuple[float, int]] = []
         for p, (rec, s) in enumerate(zip(recs, solver, strict=True)):
@@ -671,6 +688,51 @@ class _Builder:
             )
         elif rec.event == "transfusion":
             self.transfusion(plan, p, rec, s)
+        elif rec.event == "mix":
+            self.mix(plan, p, rec, s)
+
+    def mix(self, plan: _Plan, p: int, rec: EventRecord, s: float) -> None:
+        """EVENT=mix, the recipient's side: one OP_ADD per selected state whose amount the
+        driver fills once the donor has been solved to this time (``hemolab.solve._mixing``);
+        the donor's side is added by :func:`build_schedule`."""
+        if self.seg_offset:
+            raise ScheduleError(
+                f"{self.where(rec)}: a subject that mixes keeps one clock shared with its "
+                "donor; its TIME must not go back after a reset"
+            )
+        idx = len(self.mixes)
+        volume = rec.volume if math.isnan(rec.fraction) else math.nan
+        ev = _Applied(self.sid, rec.time, "mix", None, rec.part, volume, "mL")
+        for sub, state in enumerate(rec.part_states):
+            plan.actions.append(
+                _Act(
+                    s,
+                    _CLS_EVENT,
+                    (p, sub),
+                    OP_ADD,
+                    state,
+                    math.nan,
+                    p,
+                    False,
+                    ev if sub == 0 else None,
+                    mix=idx,
+                    mix_role="add",
+                )
+            )
+        self.mixes.append(
+            {
+                "recipient": self.k,
+                "donor_id": rec.donor,
+                "time": s,
+                "report_time": rec.time,
+                "states": rec.part_states,
+                "volume": rec.volume,
+                "fraction": rec.fraction,
+                "deplete": rec.deplete,
+                "row": rec.row,
+                "part": rec.part,
+            }
+        )
 
     def transfusion(self, plan: _Plan, p: int, rec: EventRecord, s: float) -> None:
         m = self.m
@@ -794,13 +856,18 @@ def _input_unit(model: Model, name: str) -> str | None:
 
 
 def _assemble(
-    plans: Sequence[_Plan], ids: tuple[str, ...], init: np.ndarray, model: Model
+    plans: Sequence[_Plan],
+    ids: tuple[str, ...],
+    init: np.ndarray,
+    model: Model,
+    mixes: Sequence[dict[str, Any]] = (),
 ) -> Schedule:
     """Sort each subject's actions and outputs, number the slots, pad into arrays."""
     S = len(plans)
     tables: list[list[tuple[float, int, int, float]]] = []
     outs: list[list[tuple[float, bool, str | None, int]]] = []
     events: list[dict[str, Any]] = []
+    mix_cols: dict[tuple[int, str], list[int]] = {}  # (request, role) -> columns
     for plan in plans:
         items: list[tuple[Any, int, Any]] = [(a.key, 0, a) for a in plan.actions]
         items += [(o.key, 1, o) for o in plan.outputs]
@@ -818,6 +885,8 @@ def _assemble(
                 occasion += 1
             if item.event is not None:
                 events.append(item.event.record())
+            if item.mix >= 0:
+                mix_cols.setdefault((item.mix, item.mix_role), []).append(len(rows))
             if item.op != OP_NOP:
                 rows.append((item.time, item.op, item.target, item.value))
         tables.append(rows)
@@ -859,7 +928,65 @@ def _assemble(
         time_unit=model.time_unit,
         covariate_names=model.covariate_names,
         ss_requests=tuple(dict(req, subject=s) for s, plan in enumerate(plans) for req in plan.ss),
+        mix_requests=tuple(
+            dict(
+                req,
+                recipient_cols=tuple(mix_cols[(i, "add")]),
+                donor_col=mix_cols[(i, "marker")][0],
+                donor_cols=tuple(mix_cols.get((i, "deplete"), ())),
+            )
+            for i, req in enumerate(mixes)
+        ),
     )
+
+
+def _donor_side(
+    plans: Sequence[_Plan], mixes: Sequence[dict[str, Any]], dataset: EventDataset, model: Model
+) -> None:
+    """EVENT=mix, the donor's side: where the donor is read (after its own actions at that
+    time) and, with ``DEPLETE=1``, one OP_MULTIPLY per given state (filled by the driver)."""
+    index = {sid: k for k, sid in enumerate(dataset.subject_ids)}
+    width = len(model.state_names) + 1
+    for i, req in enumerate(mixes):
+        d = index[req["donor_id"]]
+        req["donor"] = d
+        if _solver_times(dataset.subjects[d].records)[1]:
+            raise ScheduleError(
+                f"{dataset.file}, row {req['row']}: the donor keeps one clock shared with its "
+                "recipient; its TIME must not go back after a reset"
+            )
+        t = req["time"]
+        marker = _Act(
+            t, _CLS_EVENT, (math.inf, i * width), OP_NOP, 0, 0.0, -1, mix=i, mix_role="marker"
+        )
+        plans[d].actions.append(marker)
+        if not req["deplete"]:
+            continue
+        ev = _Applied(
+            dataset.subject_ids[d],
+            req["report_time"],
+            "donation",
+            None,
+            req["part"],
+            req["volume"] if math.isnan(req["fraction"]) else math.nan,
+            "mL",
+        )
+        for sub, state in enumerate(req["states"]):
+            plans[d].actions.append(
+                _Act(
+                    t,
+                    _CLS_EVENT,
+                    (math.inf, i * width + 1 + sub),
+                    OP_MULTIPLY,
+                    state,
+                    math.nan,
+                    -1,
+                    False,
+                    ev if sub == 0 else None,
+                    mix=i,
+                    mix_role="deplete",
+                )
+            )
 
 
 def _dose_props(
@@ -992,4 +1119,6 @@ def build_schedule(
             f"{dataset.file}: {ties} observation(s) share their time with a dose or event of "
             f"the same subject; they {rule}"
         )
-    return _assemble(plans, dataset.subject_ids, init, model)
+    if builder.mixes:
+        _donor_side(plans, builder.mixes, dataset, model)
+    return _assemble(plans, dataset.subject_ids, init, model, builder.mixes)

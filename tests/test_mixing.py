@@ -187,3 +187,18 @@ def test_mixing_needs_a_shared_clock_and_blood(model) -> None:
     pk = hl.Model("pk_nomix", "h", [hl.State("A", "-k*A")], [hl.Parameter("k", 1.0)])
     with pytest.raises(DatasetError, match="declares no blood"):
         read_events(_frame([*_obs(["R", "D"]), _mix("R", "D", VOLUME=1.0)]), model=pk)
+
+
+def test_replicates_pair_donor_and_recipient_by_index(model) -> None:
+    """Three replicates of (R, D), parameters replicate-major: each R receives from its own D."""
+    hb0 = np.array([8.0, 12.0, 8.0, 16.0, 8.0, 20.0])  # (R, D) per replicate
+    rows = [*_obs(["R", "D"]), _mix("R", "D", VOLUME=500.0, DEPLETE=1)]
+    res = _simulate(model, rows, params={"Hb0": hb0})
+    assert list(res.replicate) == [0, 0, 1, 1, 2, 2]
+    alone = [_simulate(model, rows, params={"Hb0": hb0[2 * r : 2 * r + 2]}) for r in range(3)]
+    for r in range(3):
+        np.testing.assert_allclose(
+            res.variable("Hbm")[2 * r : 2 * r + 2], alone[r].variable("Hbm"), rtol=1e-12
+        )
+    gain = res.variable("Hb")[[0, 2, 4], 2]
+    assert gain[0] < gain[1] < gain[2]  # richer donors give more

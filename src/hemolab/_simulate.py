@@ -103,7 +103,9 @@ def simulate(
         Without events the model runs from its initial state over the grid.
     params
         Parameter or covariate values: scalars, or arrays of length N for a batch of N
-        patients (with a dataset: one value per subject).
+        patients (with a dataset: one value per subject; a dataset with ``EVENT=mix`` rows
+        also takes R × subjects values, replicate-major, for R replicates whose donors and
+        recipients pair by replicate).
     grid, t_end, dt
         Output times in the model's time unit: ``grid`` explicitly, or ``0:dt:t_end``. With a
         dataset the outputs are the union of the grid and the observation times.
@@ -177,9 +179,16 @@ def simulate(
     else:
         n_rows = _batch_size(params)
         population = dataset.n_subjects == 1 and n_rows > 1
+        covs = dataset.initial_covariates()
+        S0 = dataset.n_subjects
+        if _has_mixes(dataset) and n_rows > S0 and n_rows % S0 == 0:
+            # replicates of linked subjects (a population, posterior draws): parameter rows
+            # replicate-major, donors and recipients paired by replicate (DATA-FORMATS §A)
+            n_replicates = n_rows // S0
+            dataset = replace(dataset, subjects=dataset.subjects * n_replicates)
+            covs = np.tile(covs, (n_replicates, 1))
         n = n_rows if population else dataset.n_subjects
         base = cm.inputs_from(dict(params or {}), n=n)
-        covs = dataset.initial_covariates()
         inputs = _with_covariates(cm, base, np.repeat(covs, n, axis=0) if population else covs)
         props = cm.host_dose_props(inputs)
         from hemolab.events import DoseProperties
@@ -286,6 +295,9 @@ def simulate(
             patient_ids = [f"V{i:07d}" for i in range(N)]
     if len(patient_ids) != N:
         raise HemolabError(f"patient_ids has {len(patient_ids)} entries for {N} patients")
+    replicate = np.zeros(N, dtype=np.int32)
+    if dataset is not None and schedule.mix_requests and len(set(patient_ids)) < N:
+        replicate = (np.arange(N) // len(set(patient_ids))).astype(np.int32)
     units = tuple(s.unit for s in mdl.states) + tuple(o.unit for o in mdl.observables)
     kinds = ("state",) * len(mdl.states) + ("observable",) * len(mdl.observables)
     keep = list(range(len(all_variables))) if out_vars is None else list(out_vars)
@@ -314,7 +326,7 @@ def simulate(
         status=status,
         n_steps=raw.n_steps,
         patient_ids=tuple(patient_ids),
-        replicate=np.zeros(N, dtype=np.int32),
+        replicate=replicate,
         time_unit=mdl.time_unit,
         run_id=run_id,
         scenario=scenario,
@@ -350,6 +362,10 @@ def _output_indices(
     if repeated:
         raise HemolabError(f"outputs: {', '.join(map(repr, repeated))} given more than once")
     return tuple(list(variables).index(v) for v in names)
+
+
+def _has_mixes(dataset: Any) -> bool:
+    return any(rec.event == "mix" for sub in dataset.subjects for rec in sub.records)
 
 
 def _batch_size(params: Mapping[str, Any] | None) -> int:

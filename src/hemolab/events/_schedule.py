@@ -945,10 +945,13 @@ def _donor_side(
 ) -> None:
     """EVENT=mix, the donor's side: where the donor is read (after its own actions at that
     time) and, with ``DEPLETE=1``, one OP_MULTIPLY per given state (filled by the driver)."""
-    index = {sid: k for k, sid in enumerate(dataset.subject_ids)}
+    index: dict[str, int] = {}
+    for k, sid in enumerate(dataset.subject_ids):
+        index.setdefault(sid, k)
+    n_linked = len(index)  # a dataset repeated for replicates: pair within each replicate
     width = len(model.state_names) + 1
     for i, req in enumerate(mixes):
-        d = index[req["donor_id"]]
+        d = (req["recipient"] // n_linked) * n_linked + index[req["donor_id"]]
         req["donor"] = d
         if _solver_times(dataset.subjects[d].records)[1]:
             raise ScheduleError(

@@ -231,6 +231,22 @@ def test_limit_episodes_match_crossings_on_a_fine_grid(model, example, populatio
     np.testing.assert_allclose(got, want, atol=0.02)  # h; the fine grid's interpolation error
     viol = result.patients["grade-3 neutropenia violated"].to_numpy(bool)
     np.testing.assert_array_equal(viol, want > 0)
+    # when and by how much: the first crossing, and how far below 1.0 the nadir went
+    below = anc < 1.0
+    first_cross = np.array([t[np.argmax(b)] for b in below])
+    got_first = np.asarray(result.patients["grade-3 neutropenia first"], dtype=float)
+    np.testing.assert_allclose(got_first[viol], first_cross[viol], atol=0.05)
+    g3 = next(o for o in result.limits if o.limit.name == "grade-3 neutropenia")
+    assert g3.broken_from == pytest.approx(np.median(got_first[viol]))
+    by = 1.0 - np.asarray(result.patients["ANC_nadir"], dtype=float)
+    assert g3.exceeded_by == pytest.approx(np.median(by[viol]))
+    assert np.isnan(got_first[~viol]).all()
+    g4 = next(o for o in result.limits if o.limit.name.startswith("grade-4"))
+    longest4 = np.asarray(result.patients[f"{g4.limit.name} longest"], dtype=float)
+    v4 = longest4 > g4.limit.longer_than
+    assert (g4.n_violated == 0 and np.isnan(g4.exceeded_by)) or g4.exceeded_by == pytest.approx(
+        np.median(longest4[v4] - g4.limit.longer_than)
+    )
     np.testing.assert_allclose(
         result.patients["ANC_nadir"], anc[:, ::480].min(axis=1), rtol=1e-6
     )  # the monitoring grid is every 24 h = 480 fine steps
@@ -257,6 +273,8 @@ def test_typical_patient_and_an_initially_broken_limit(model) -> None:
     r = run_protocol(proto, model)
     assert r.n == 1 and r.patients["high longest"].iloc[0] == pytest.approx(96.0)
     assert bool(r.patients["high violated"].iloc[0]) and not r.safe
+    assert r.limits[0].broken_from == 0.0
+    assert r.limits[0].exceeded_by == pytest.approx(r.patients["ANC_peak"].iloc[0] - 0.1)
 
 
 # --- the command line -----------------------------------------------------------------------

@@ -179,7 +179,9 @@ def _print(summary: dict[str, Any], console: Any) -> None:
     for p in summary["phases"]:
         phases.add_row(p["name"], f"{p['start']:g}", f"{p['end']:g}", str(p["n_doses"]))
     console.print(phases)
-    limits = Table("limit", "P(broken)", "95 % interval", "allowed", "held", title="limits")
+    limits = Table(
+        "limit", "P(broken)", "95 % interval", "allowed", "held", "from", "by", title="limits"
+    )
     for lim in summary["limits"]:
         lo, hi = lim["interval_95"]
         limits.add_row(
@@ -188,6 +190,8 @@ def _print(summary: dict[str, Any], console: Any) -> None:
             "-" if lo is None else f"{lo:.3f}-{hi:.3f}",
             f"{lim['max_probability']:.3f}",
             "[green]yes[/]" if lim["met"] else "[red]no[/]",
+            "-" if lim["broken_from"] is None else f"{lim['broken_from']:.4g}",
+            "-" if lim["exceeded_by"] is None else f"{lim['exceeded_by']:.4g}",
         )
     if summary["limits"]:
         console.print(limits)

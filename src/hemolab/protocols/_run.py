@@ -24,11 +24,17 @@ _PREFIX = "hl_lim"
 class LimitOutcome:
     """A safety limit over the population: the share of patients (that solved) whose
     longest episode broke it, its 95 % Wilson interval, and whether it is within
-    ``max_probability``."""
+    ``max_probability``. Over the patients who broke it: ``broken_from``, the median time
+    its condition first held, and ``exceeded_by``, the median excess (a duration limit: the
+    longest episode beyond ``longer_than``, in the model's time unit; an instantaneous one
+    on a monitored observable: how far past its threshold the observable went, on the
+    monitoring grid; NaN otherwise)."""
 
     limit: Limit
     n: int
     n_violated: int
+    broken_from: float = math.nan
+    exceeded_by: float = math.nan
 
     @property
     def probability(self) -> float:
@@ -54,6 +60,8 @@ class LimitOutcome:
             "probability": _num(self.probability),
             "interval_95": [_num(lo), _num(hi)],
             "met": self.met,
+            "broken_from": _num(self.broken_from),
+            "exceeded_by": _num(self.exceeded_by),
         }
 
 
@@ -117,12 +125,30 @@ class ProtocolResult:
         }
 
 
+def _excess(lim: Limit, longest: np.ndarray, table: pd.DataFrame) -> np.ndarray:
+    """Per patient, how far past the limit: the longest episode beyond ``longer_than``, or
+    (instantaneous limits on a monitored observable) the extreme beyond the threshold."""
+    if lim.longer_than is not None:
+        return longest - lim.longer_than
+    lhs, op, rhs = lim.relation()
+    try:
+        threshold = float(rhs)
+    except ValueError:
+        return np.full(len(table), np.nan)
+    if op.startswith("<") and f"{lhs}_nadir" in table:
+        return threshold - np.asarray(table[f"{lhs}_nadir"], dtype=np.float64)
+    if op.startswith(">") and f"{lhs}_peak" in table:
+        return np.asarray(table[f"{lhs}_peak"], dtype=np.float64) - threshold
+    return np.full(len(table), np.nan)
+
+
 def limit_tracking(model: Model, limits: Sequence[Limit]) -> tuple[Model, list[Any]]:
     """The model with four bookkeeping parameters per limit and the triggers that set them.
 
     For limit *k*: ``hl_lim{k}_down`` (when the condition last became true), ``_in`` (1 while
-    it holds), ``_max`` (the longest episode that has ended) and ``_n`` (episodes begun).
-    The condition's trigger fires at the start when it already holds there.
+    it holds), ``_max`` (the longest episode that has ended), ``_n`` (episodes begun) and
+    ``_first`` (when the condition first held; :data:`_NEVER` if it never did). The
+    condition's trigger fires at the start when it already holds there.
     """
     from hemolab.events import Trigger
 
@@ -131,17 +157,17 @@ def limit_tracking(model: Model, limits: Sequence[Limit]) -> tuple[Model, list[A
     extra_o: list[Observable] = []
     triggers: list[Any] = []
     for k, lim in enumerate(limits):
-        names = {s: f"{_PREFIX}{k}_{s}" for s in ("down", "in", "max", "n")}
+        names = {s: f"{_PREFIX}{k}_{s}" for s in _TRACK}
         clash = sorted(set(names.values()) & taken)
         if clash:
             raise ProtocolError(f"model {model.name!r} already has {clash[0]!r}")
-        extra_p += [Parameter(v, 0.0) for v in names.values()]
+        extra_p += [Parameter(v, _NEVER if s == "first" else 0.0) for s, v in names.items()]
         extra_o += [Observable(v.upper(), v) for v in names.values()]
-        d, i, mx, n = names["down"], names["in"], names["max"], names["n"]
+        d, i, mx, n, first = (names[s] for s in _TRACK)
         triggers += [
             Trigger(
                 lim.when,
-                {d: "t", i: 1, n: f"{n} + 1"},
+                {d: "t", i: 1, n: f"{n} + 1", first: f"min({first}, t)"},
                 name=f"{lim.name} begins",
                 initial_value=False,
             ),
@@ -313,6 +339,7 @@ def run_protocol(
             rows = m[m["variable"] == var].set_index("patient_id").loc[ids]
             table[f"{var}_nadir"] = np.asarray(rows["min"], dtype=np.float64)
             table[f"{var}_t_nadir"] = np.asarray(rows["t_min"], dtype=np.float64)
+            table[f"{var}_peak"] = np.asarray(rows["max"], dtype=np.float64)
             table[f"{var}_final"] = np.asarray(rows["final"], dtype=np.float64)
         counts = dict(res.status_counts)
         seed: int | None = int(population.seed)
@@ -329,6 +356,7 @@ def run_protocol(
             k = np.nanargmin(y, axis=1)
             table[f"{var}_nadir"] = y[np.arange(len(y)), k]
             table[f"{var}_t_nadir"] = t[np.arange(len(y)), k]
+            table[f"{var}_peak"] = np.nanmax(y, axis=1)
             table[f"{var}_final"] = y[:, -1]
         counts = table["status"].value_counts().to_dict()
         seed, pop_result = None, None
@@ -340,10 +368,27 @@ def run_protocol(
         # an episode still open at the end counts to the end
         longest = np.maximum(col["MAX"], col["IN"] * (end - col["DOWN"]))
         violated = col["N"] > 0 if lim.longer_than is None else longest > lim.longer_than
+        first = np.where(col["FIRST"] >= _NEVER, np.nan, col["FIRST"])
+        excess = _excess(lim, longest, table)
         table[f"{lim.name} longest"] = longest
         table[f"{lim.name} violated"] = violated
+        table[f"{lim.name} first"] = first
+        table[f"{lim.name} exceeded by"] = np.where(violated, excess, np.nan)
         ok = np.asarray(table["status"] == "ok")
-        outcomes.append(LimitOutcome(lim, int(ok.sum()), int(np.sum(violated & ok))))
+        bad = violated & ok
+        outcomes.append(
+            LimitOutcome(
+                lim,
+                int(ok.sum()),
+                int(np.sum(bad)),
+                broken_from=float(np.nanmedian(first[bad])) if bad.any() else math.nan,
+                exceeded_by=(
+                    float(np.nanmedian(excess[bad]))
+                    if bad.any() and np.isfinite(excess[bad]).any()
+                    else math.nan
+                ),
+            )
+        )
     rule_outcomes = []
     for k, rule in enumerate(protocol.rules):
         acted = np.asarray(table[f"HL_RULE{k}_N_final"], dtype=np.float64)
@@ -370,7 +415,8 @@ def run_protocol(
     )
 
 
-_TRACK = ("down", "in", "max", "n")
+_TRACK = ("down", "in", "max", "n", "first")
+_NEVER = 1e300  # hl_lim{k}_first before the condition first holds
 _COLS = tuple(s.upper() for s in _TRACK)
 
 

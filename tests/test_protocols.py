@@ -390,3 +390,24 @@ def test_bad_rules_are_refused() -> None:
     ]:
         with pytest.raises(ProtocolError, match=message):
             Protocol("p", [phase], mon, rules=[rule])
+
+
+def test_cli_run_fills_a_template_with_set(tmp_path) -> None:
+    """The point a search chose runs as a protocol: --set fills the template's placeholders."""
+    runner = CliRunner()
+    template = EXAMPLE.with_name("five-day-template.toml")
+    args = ["run", str(template), "--typical", "--json"]
+    res = runner.invoke(app, [*args, "--set", "load=150", "--set", "maintenance=60.5"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["protocol"] == "five-day protocol: load 150 mg, maintenance 60.5 mg"
+    assert [p["name"] for p in doc["phases"]] == ["conscious", "deep sedation", "follow-up"]
+    assert doc["total_amount"] == {"A1": pytest.approx(210.5)}
+    for bad, message in (
+        (["--set", "load=150"], "has no value"),
+        (["--set", "load=150", "--set", "maintenance=1", "--set", "lod=2"], "no {lod}"),
+        (["--set", "load"], "expected NAME=VALUE"),
+        (["--set", "load=1", "--set", "load=2"], "given twice"),
+    ):
+        res = runner.invoke(app, [*args, *bad])
+        assert res.exit_code == 2 and message in " ".join(res.output.split()), res.output

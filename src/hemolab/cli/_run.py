@@ -51,8 +51,18 @@ def run(
         typer.Option("--store", help="Record the run as an experiment in this store."),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+    values: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="NAME=VALUE for a {NAME} placeholder of a protocol template; repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Run PROTOCOL: its phases, doses and parameter settings over a virtual population.
+
+    A protocol template (the kind ``hemolab search`` fills) runs with its placeholders set
+    by ``--set NAME=VALUE``, e.g. the point a search chose.
 
     Each safety limit ("ANC < 0.5 for longer than 7 d in at most 10 % of patients") is
     tracked with state triggers, so episodes start and end at exact crossing times. Exits 0
@@ -62,6 +72,7 @@ def run(
     from hemolab.cli._app import _fail, _progress, _warnings_to_console, console, load_model
     from hemolab.population import Population
     from hemolab.protocols import protocol_model, read_protocol, run_protocol
+    from hemolab.protocols._read import placeholders
 
     try:
         for name, value in (("--rtol", rtol), ("--atol", atol)):
@@ -73,14 +84,20 @@ def run(
             raise HemolabError("--typical runs one patient: leave out --population and --seed")
         model_spec = model or protocol_model(protocol)
         mdl = load_model(model_spec)
-        pf = read_protocol(protocol, time_unit=mdl.time_unit)
+        filled = _placeholder_values(values or [])
+        unknown = sorted(set(filled) - placeholders(protocol))
+        if unknown:
+            raise HemolabError(
+                f"--set {unknown[0]}: {str(protocol)!r} has no {{{unknown[0]}}} placeholder"
+            )
+        pf = read_protocol(protocol, time_unit=mdl.time_unit, values=filled or None)
         n = None if typical else (population if population is not None else pf.population_n)
         s = None if typical else (seed if seed is not None else pf.population_seed)
         if (n is None) != (s is None):
             raise HemolabError("a population needs both a size and a seed (--population, --seed)")
         pop = Population(mdl, n=n, seed=s) if n is not None and s is not None else None
         options = {"population": population, "seed": seed, "typical": typical,
-                   "rtol": rtol, "atol": atol}  # fmt: skip
+                   "rtol": rtol, "atol": atol, "values": list(values or [])}  # fmt: skip
         with (
             tempfile.TemporaryDirectory(prefix="hemolab-run-") as tmp,
             _recording(store, pf, model_spec, mdl, options, s, rtol, atol) as exp,
@@ -106,6 +123,27 @@ def run(
         _print(summary, console)
     if result.status_counts.get("ok", 0) != result.n:
         raise typer.Exit(1)
+
+
+def _placeholder_values(items: list[str]) -> dict[str, Any]:
+    """``--set NAME=VALUE`` items: numbers become numbers (integers stay integers)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name, text = name.strip(), text.strip()
+        if not sep or not name.isidentifier() or not text:
+            raise HemolabError(f"--set {item!r}: expected NAME=VALUE (e.g. --set dose=120)")
+        if name in out:
+            raise HemolabError(f"--set {name} is given twice")
+        try:
+            number = float(text)
+        except ValueError:
+            out[name] = text
+            continue
+        if not math.isfinite(number):
+            raise HemolabError(f"--set {item!r}: the value must be finite")
+        out[name] = int(number) if number.is_integer() and "." not in text else number
+    return out
 
 
 def _week(time_unit: str) -> float:

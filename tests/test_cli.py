@@ -286,6 +286,36 @@ def test_show_prints_the_citation(runner: CliRunner) -> None:
     assert_bad_input(run(runner, "show", "no_such_model"), "no_such_model")
 
 
+def _check_interventions(iv: dict, out: Path) -> None:
+    """Issue 8's story: the diseases, the too-potent limit, the search, every step stored."""
+    samples = iv["samples"]
+    a0, d0 = (samples["untreated"]["samples"][w]["Hb"] for w in "AD")
+    a1, d1 = (samples["treated"]["samples"][w]["Hb"] for w in "AD")
+    assert a0["day 89"] > 17 and d0["day 89"] < 9  # too many red cells; red cells destroyed
+    assert samples["untreated"]["samples"]["A"]["ANC"]["day 89"] < 2  # white cells destroyed
+    assert 12 < a1["day 120"] < a0["day 120"] and d0["day 120"] < 12 < d1["day 120"]
+    assert samples["diseases_cancel_while_mixing"]
+    tp = iv["too_potent"]
+    assert tp["broken"] == ["maximum exposure: Cdoc > 6 umol/L"]
+    exposure = tp["limits"][0]
+    assert (
+        exposure["probability"] == 1.0 and 0 < exposure["broken_from"] < 1.0
+    )  # in the 1-h infusion
+    assert exposure["exceeded_by"] > 0
+    se, ch = iv["search"], iv["chosen"]
+    assert se["n_patients"] == 1000 and se["n_feasible"] >= 1 and se["best"] is not None
+    assert ch["safe"] and [p["name"] for p in ch["phases"]] == ["conscious", "deep sedation",
+                                                                "follow-up"]  # fmt: skip
+    assert [p["end"] for p in ch["phases"]][:2] == [48.0, 120.0]  # two days, then three
+    kinds = [e["kind"] for e in iv["experiments"]]
+    assert kinds == ["simulate", "simulate", "protocol", "search", "protocol"]
+    assert {e["status"] for e in iv["experiments"]} == {"complete"}
+    ids = {e["id"] for e in iv["experiments"]}
+    assert {samples["treated"]["experiment"], tp["experiment"], se["experiment"],
+            ch["experiment"]} <= ids  # fmt: skip
+    assert Path(iv["store"]) == out / "interventions" / "experiments"
+
+
 @pytest.mark.slow
 def test_demo_json(runner: CliRunner, tmp_path: Path) -> None:
     out = tmp_path / "demo"
@@ -295,15 +325,17 @@ def test_demo_json(runner: CliRunner, tmp_path: Path) -> None:
                                            "library.png"]  # fmt: skip
     assert all(f.parent == out and f.is_file() for f in files[:4])
     assert [f.name for f in files[4:]] == ["patient_bundle.json", "fit.json", "hb_forecast.png",
-                                           "goodness_of_fit.png"]  # fmt: skip
-    assert all(f.parent == out / "showcase" and f.is_file() for f in files[4:])
+                                           "goodness_of_fit.png", "samples.png"]  # fmt: skip
+    assert all(f.parent == out / "showcase" and f.is_file() for f in files[4:8])
+    assert files[8].parent == out / "interventions" and files[8].is_file()
+    _check_interventions(doc["interventions"], out)
     # the showcase: Hb < 7 g/dL forecast after six monthly CBCs, the truth inside the posterior
     sc = doc["showcase"]
     assert sc["n_observations"] == 7 and sc["divergences"] == 0 and sc["max_rhat"] < 1.01
     assert sc["t_last_observation"] < sc["lower"] < sc["median"] < sc["upper"]
     for name, (lo, hi) in sc["posterior"].items():
         assert lo < sc["truth"][name] < hi, name
-    for png in files[6:]:
+    for png in files[6:]:  # forecast, goodness of fit, samples
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "MRN" not in files[5].read_text()
     for png in (files[1], files[3]):

@@ -95,6 +95,7 @@ def run_demo(
 ) -> dict[str, Any]:
     """Run the demo; write results, plots and ``summary.json`` into ``out``; return the summary."""
     from hemolab._simulate import simulate
+    from hemolab.cli._interventions import run_interventions
     from hemolab.library import friberg_docetaxel, list_models
     from hemolab.population import Normal, Population, simulate_population
 
@@ -151,6 +152,11 @@ def run_demo(
         )
         showcase = run_showcase(out / "showcase", chains=chains, warmup=warmup, draws=draws)
         progress.advance(show_task)
+        iv_task = progress.add_task(
+            "interventions: samples mixed, a drug too potent, a protocol searched", total=1
+        )
+        interventions = run_interventions(out / "interventions")
+        progress.advance(iv_task)
     typical_cycles = _typical_cycles(typical)
     pop_summary = _population_summary(result, pop)
     band_png = _plot_population(result, typical, out / "anc.png")
@@ -161,6 +167,7 @@ def run_demo(
         str(out / "summary.json"),
         str(lib_png),
         *showcase["files"],
+        str(_plot_samples(out / "interventions")),
     ]
     summary = {
         "model": model.name,
@@ -173,6 +180,7 @@ def run_demo(
             for r in library
         ],
         "showcase": showcase,
+        "interventions": interventions,
         "files": files,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -353,8 +361,105 @@ def _print(console: Console, summary: dict[str, Any]) -> None:
         )
     for w in sc["warnings"]:
         console.print(f"  note: {w}", highlight=False)
+    _print_interventions(console, summary["interventions"])
     console.print("research use only — not for clinical decisions", style="dim")
     console.print(f"written: {', '.join(summary['files'])}", soft_wrap=True, highlight=False)
+
+
+def _print_interventions(console: Console, iv: dict[str, Any]) -> None:
+    samples = iv["samples"]
+    table = Table(title="Samples A and D: Hb (g/dL) and ANC (10⁹/L), untreated vs treated")
+    table.add_column("sample / arm", no_wrap=True)
+    days = list(samples["treated"]["samples"]["A"]["Hb"])
+    for d in days:
+        table.add_column(d, justify="right")
+    for who in ("A", "D"):
+        for arm in ("untreated", "treated"):
+            vals = samples[arm]["samples"][who]
+            table.add_row(
+                f"{who} {arm}", *(f"{vals['Hb'][d]:.1f} / {vals['ANC'][d]:.2f}" for d in days)
+            )
+    console.print(table)
+    console.print(
+        "  treated: 3 × 500 mL of A's cells into D (days 90, 104, 118, A depleted) and 3 "
+        "weekly series of an ESA in D. The two diseases cancel "
+        + ("while the mixing runs" if samples["diseases_cancel_while_mixing"] else "not even")
+        + (" and still at day 180." if samples["diseases_cancel_at_end"] else
+           "; by day 180 they drift apart again: mixing treats, it does not cure."),
+        highlight=False,
+    )  # fmt: skip
+    tp = iv["too_potent"]
+    unit = tp["time_unit"]
+    console.print(f"Too potent: {tp['protocol']} ({tp['n_patients']} virtual patients)")
+    for lim in tp["limits"]:
+        state = "[green]held[/]" if lim["met"] else "[red]BROKEN[/]"
+        extra = ""
+        if lim["broken_from"] is not None:
+            extra = f", first at {lim['broken_from']:.3g} {unit}"
+            if lim["exceeded_by"] is not None:
+                extra += f", exceeded by {lim['exceeded_by']:.3g} (median)"
+        console.print(
+            f"  {lim['name']}: P = {lim['probability']:.2f} (allowed "
+            f"{lim['max_probability']:.2f}) {state}{extra}"
+        )
+    se = iv["search"]
+    console.print(
+        f"Search ({se['method']}, {se['n_evaluated']} protocols × {se['n_patients']} virtual "
+        f"patients, {se['n_feasible']} within the limits): best "
+        + ", ".join(f"{k} {v:.0f} mg" for k, v in (se["best"] or {}).items())
+        + f" ({se['best_value']:.1f} mg/week)",
+        highlight=False,
+    )
+    ch = iv["chosen"]
+    if ch is not None:
+        phases = "; ".join(
+            f"{p['name']} {p['start'] / 24:g}-{p['end'] / 24:g} d" for p in ch["phases"]
+        )
+        console.print(f"Chosen: {ch['protocol']} — {phases}", highlight=False)
+        for lim in ch["limits"]:
+            console.print(
+                f"  {lim['name']}: P = {lim['probability']:.3f} (allowed "
+                f"{lim['max_probability']:.2f}) " + ("held" if lim["met"] else "BROKEN")
+            )
+    exps = Table(title=f"Experiments recorded in {iv['store']}")
+    for col in ("id", "kind", "label", "status"):
+        exps.add_column(col, overflow="fold")
+    for e in iv["experiments"]:
+        exps.add_row(e["id"], e["kind"], e["label"], e["status"])
+    console.print(exps)
+    console.print(f"  hemolab experiments list --store {iv['store']} (show, rerun ID)")
+
+
+def _plot_samples(folder: Path) -> Path:
+    """Hb of samples A and D over 180 days, untreated (dashed) and treated (solid)."""
+    import pandas as pd
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for arm, style in (("untreated", "--"), ("treated", "-")):
+        frame = pd.read_parquet(folder / f"samples-{arm}.parquet")
+        hb = frame[frame["variable"] == "Hb"]
+        for pid, who, colour in zip(
+            sorted(set(hb["patient_id"])), "AD", ("C3", "C0"), strict=False
+        ):
+            mask = np.asarray(hb["patient_id"] == pid, dtype=bool)
+            t = np.asarray(hb["time"], dtype=np.float64)[mask]
+            order = np.argsort(t)
+            y = np.asarray(hb["value"], dtype=np.float64)[mask][order]
+            ax.plot(t[order], y, style, color=colour, label=f"{who} {arm}")
+    for t in (90, 104, 118):
+        ax.axvline(t, color="0.6", lw=0.8)
+    ax.axhspan(12.0, 17.5, color="C2", alpha=0.08, label="normal Hb")
+    ax.set_xlabel("day")
+    ax.set_ylabel("Hb (g/dL)")
+    ax.set_title("Sample A's cells mixed into D (grey: mixes), with an ESA in D", fontsize=10)
+    ax.legend(fontsize=7, ncol=3)
+    fig.text(0.99, 0.01, "research use only", ha="right", fontsize=6, color="0.5")
+    fig.tight_layout()
+    path = folder / "samples.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _pyplot() -> Any:

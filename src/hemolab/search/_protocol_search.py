@@ -30,7 +30,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +102,6 @@ class ProtocolSearch:
     per_axis: int | None
     seed: int
     path: Path
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def read_protocol_search(

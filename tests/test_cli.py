@@ -314,6 +314,18 @@ def _check_interventions(iv: dict, out: Path) -> None:
     assert {samples["treated"]["experiment"], tp["experiment"], se["experiment"],
             ch["experiment"]} <= ids  # fmt: skip
     assert Path(iv["store"]) == out / "interventions" / "experiments"
+    import io
+
+    from rich.console import Console
+
+    from hemolab.cli._demo import _print_interventions
+
+    buf = io.StringIO()
+    _print_interventions(Console(file=buf, width=120), iv)
+    text = " ".join(buf.getvalue().split())
+    assert "Do the diseases cancel? Day 120: both within 12-17.5 g/dL" in text
+    assert "Cdoc > 6 umol/L: P = 1.00 (allowed 0.00) BROKEN, first at" in text
+    assert text.count("complete") == 5
 
 
 @pytest.mark.slow

@@ -380,14 +380,21 @@ def _print_interventions(console: Console, iv: dict[str, Any]) -> None:
                 f"{who} {arm}", *(f"{vals['Hb'][d]:.1f} / {vals['ANC'][d]:.2f}" for d in days)
             )
     console.print(table)
+    a, d = (samples["treated"]["samples"][w] for w in "AD")
+
+    def verdict(day: str) -> str:
+        both = f"A {a['Hb'][day]:.1f}, D {d['Hb'][day]:.1f} g/dL"
+        return ("both" if all(12.0 <= x["Hb"][day] <= 17.5 for x in (a, d)) else "not both") + (
+            f" within 12-17.5 g/dL ({both})"
+        )
+
     console.print(
-        "  treated: 3 × 500 mL of A's cells into D (days 90, 104, 118, A depleted) and 3 "
-        "weekly series of an ESA in D. The two diseases cancel "
-        + ("while the mixing runs" if samples["diseases_cancel_while_mixing"] else "not even")
-        + (" and still at day 180." if samples["diseases_cancel_at_end"] else
-           "; by day 180 they drift apart again: mixing treats, it does not cure."),
+        "  treated: 3 × 500 mL of A's cells into D (days 90, 104, 118; A depleted) and 3 weekly "
+        f"ESA series in D. Do the diseases cancel? Day 120: {verdict('day 120')}; day 180: "
+        f"{verdict('day 180')}. A's ANC stays {a['ANC']['day 180']:.2f}: its white-cell "
+        "disease is untouched.",
         highlight=False,
-    )  # fmt: skip
+    )
     tp = iv["too_potent"]
     unit = tp["time_unit"]
     console.print(f"Too potent: {tp['protocol']} ({tp['n_patients']} virtual patients)")

@@ -202,3 +202,28 @@ def test_replicates_pair_donor_and_recipient_by_index(model) -> None:
         )
     gain = res.variable("Hb")[[0, 2, 4], 2]
     assert gain[0] < gain[1] < gain[2]  # richer donors give more
+
+
+def test_the_samples_example_records_and_reruns_identically(tmp_path) -> None:
+    """``hemolab simulate`` of the demo's mixing dataset, recorded, rerun from its record."""
+    import json
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from hemolab.cli._app import app
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    runner = CliRunner()
+    store = tmp_path / "store"
+    args = ["simulate", str(examples / "samples_model.py"), "--events",
+            str(examples / "samples-treated.csv"), "--t-end", "130d", "--dt", "10d", "--out",
+            str(tmp_path / "r.parquet"), "--store", str(store), "--json"]  # fmt: skip
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["status"]["ok"] == 2
+    again = runner.invoke(app, ["experiments", "rerun", doc["experiment"], "--store", str(store),
+                                "--json"])  # fmt: skip
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["identical"] is True

@@ -91,6 +91,7 @@ def simulate(
     scenario: str = "base",
     patient_ids: list[str] | None = None,
     outputs: Sequence[str] | None = None,
+    initial_states: Mapping[str, Any] | None = None,
 ) -> Results:
     """Simulate a model for one patient, a batch of patients, or every subject of a dataset.
 
@@ -112,6 +113,11 @@ def simulate(
 
     Other arguments
     ---------------
+    initial_states
+        ``state → value`` (scalar, or one per patient) replacing the model's initial state
+        at the start, e.g. the state of a calibrated patient at their last observation. Not
+        with delays, steady-state doses or mixing (their runs start from the model's
+        initial state); a reset (EVID 3/4) returns to the model's initial state.
     outputs
         The states and observables to report, in this order (default: all). Fewer variables
         cost less: only their dense output is formed (libRoadRunner's selections, mrgsolve's
@@ -241,6 +247,7 @@ def simulate(
         from hemolab.events._trigger import parse_triggers
 
         compiled_triggers = compile_triggers(cm, parse_triggers(list(triggers), mdl))
+    y_init = _initial_states(cm, initial_states, inputs.shape[0], schedule)
     donor_failed = None
     if schedule.mix_requests:
         from hemolab.solve._mixing import fill_mixing
@@ -280,6 +287,7 @@ def simulate(
         stepper=stepper,
         triggers=compiled_triggers,
         out_vars=out_vars,
+        y_init=y_init,
     )
     N = inputs.shape[0]
     status = raw.status
@@ -362,6 +370,41 @@ def _output_indices(
     if repeated:
         raise HemolabError(f"outputs: {', '.join(map(repr, repeated))} given more than once")
     return tuple(list(variables).index(v) for v in names)
+
+
+def _initial_states(
+    cm: CompiledModel, given: Mapping[str, Any] | None, n: int, schedule: Any
+) -> np.ndarray | None:
+    """``(n, n_states)`` initial states, NaN where the model's own apply; None: all its own."""
+    if not given:
+        return None
+    mdl = cm.model
+    if cm.has_delays:
+        raise ScheduleError(
+            f"initial_states: model {mdl.name!r} has delays, whose history before the start "
+            "would not match the given states"
+        )
+    if schedule.ss_requests or schedule.mix_requests:
+        raise ScheduleError(
+            "initial_states cannot be combined with steady-state doses or mixing (their "
+            "pre-solves start from the model's initial state)"
+        )
+    y = np.full((n, len(mdl.state_names)), np.nan)
+    for name, value in given.items():
+        if name not in mdl.state_names:
+            raise ScheduleError(
+                f"initial_states: {name!r} is not a state of {mdl.name!r} "
+                f"({', '.join(mdl.state_names)})"
+            )
+        v = np.asarray(value, dtype=np.float64)
+        if v.ndim > 1 or (v.ndim == 1 and v.shape[0] not in (1, n)):
+            raise ScheduleError(
+                f"initial_states[{name!r}] has shape {v.shape}; expected a scalar or ({n},)"
+            )
+        if not np.isfinite(v).all():
+            raise ScheduleError(f"initial_states[{name!r}] must be finite")
+        y[:, mdl.state_names.index(name)] = np.broadcast_to(v, (n,))
+    return y
 
 
 def _has_mixes(dataset: Any) -> bool:

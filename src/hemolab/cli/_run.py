@@ -51,6 +51,17 @@ def run(
         typer.Option("--store", help="Record the run as an experiment in this store."),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+    fit: Annotated[
+        Path | None,
+        typer.Option(
+            "--fit",
+            help="A calibrated patient (fit.json): run over its posterior draws from its "
+            "last observation on.",
+        ),
+    ] = None,
+    draws: Annotated[
+        int, typer.Option("--draws", help="Posterior draws with --fit (seeded by --seed).")
+    ] = 200,
     values: Annotated[
         list[str] | None,
         typer.Option(
@@ -62,7 +73,9 @@ def run(
     """Run PROTOCOL: its phases, doses and parameter settings over a virtual population.
 
     A protocol template (the kind ``hemolab search`` fills) runs with its placeholders set
-    by ``--set NAME=VALUE``, e.g. the point a search chose.
+    by ``--set NAME=VALUE``, e.g. the point a search chose. With ``--fit FIT.json`` the
+    protocol runs over the calibrated patient's posterior draws, each starting from the
+    state it gives at the last observation (the protocol's time 0).
 
     Each safety limit ("ANC < 0.5 for longer than 7 d in at most 10 % of patients") is
     tracked with state triggers, so episodes start and end at exact crossing times. Exits 0
@@ -82,7 +95,15 @@ def run(
             raise HemolabError(f"--out {str(out)!r}: the outcomes are Parquet; name it *.parquet")
         if typical and (population is not None or seed is not None):
             raise HemolabError("--typical runs one patient: leave out --population and --seed")
-        model_spec = model or protocol_model(protocol)
+        if fit is not None and (typical or population is not None):
+            raise HemolabError("--fit runs the patient's posterior draws: leave out "
+                               "--typical and --population")  # fmt: skip
+        fit_record = None
+        if fit is not None:
+            from hemolab.calibrate import load_fit
+
+            fit_record = load_fit(fit)
+        model_spec = model or (fit_record.model if fit_record else protocol_model(protocol))
         mdl = load_model(model_spec)
         filled = _placeholder_values(values or [])
         unknown = sorted(set(filled) - placeholders(protocol))
@@ -91,20 +112,38 @@ def run(
                 f"--set {unknown[0]}: {str(protocol)!r} has no {{{unknown[0]}}} placeholder"
             )
         pf = read_protocol(protocol, time_unit=mdl.time_unit, values=filled or None)
-        n = None if typical else (population if population is not None else pf.population_n)
-        s = None if typical else (seed if seed is not None else pf.population_seed)
-        if (n is None) != (s is None):
-            raise HemolabError("a population needs both a size and a seed (--population, --seed)")
-        pop = Population(mdl, n=n, seed=s) if n is not None and s is not None else None
+        now = None
+        if fit_record is not None:
+            from hemolab.protocols import patient_now
+
+            s = seed if seed is not None else 0
+            now = patient_now(fit_record, mdl, n_draws=draws, seed=s)
+            pop = None
+        else:
+            n = None if typical else (population if population is not None else pf.population_n)
+            s = None if typical else (seed if seed is not None else pf.population_seed)
+            if (n is None) != (s is None):
+                raise HemolabError(
+                    "a population needs both a size and a seed (--population, --seed)"
+                )
+            pop = Population(mdl, n=n, seed=s) if n is not None and s is not None else None
         options = {"population": population, "seed": seed, "typical": typical,
-                   "rtol": rtol, "atol": atol, "values": list(values or [])}  # fmt: skip
+                   "rtol": rtol, "atol": atol, "values": list(values or []),
+                   "draws": draws}  # fmt: skip
         with (
             tempfile.TemporaryDirectory(prefix="hemolab-run-") as tmp,
-            _recording(store, pf, model_spec, mdl, options, s, rtol, atol) as exp,
+            _recording(store, pf, model_spec, mdl, options, s, rtol, atol, fit) as exp,
         ):
             with _progress(quiet=json_out) as progress, _warnings_to_console():
                 result = run_protocol(
-                    pf.protocol, mdl, population=pop, rtol=rtol, atol=atol, progress=progress
+                    pf.protocol,
+                    mdl,
+                    population=pop,
+                    rtol=rtol,
+                    atol=atol,
+                    progress=progress,
+                    draws=None if now is None else now.draws,
+                    initial_states=None if now is None else now.states,
                 )
             target = out
             if target is None and exp is not None:  # the store keeps its own copy
@@ -117,6 +156,9 @@ def run(
     summary["dose_intensity_per_week"] = result.dose_intensity(_week(mdl.time_unit))
     if exp is not None:
         summary["experiment"] = exp.id
+    if now is not None:
+        summary["fit"] = {"patient": now.patient, "t_last_observation": now.t_last,
+                          "time_unit": now.time_unit, "n_draws": now.n}  # fmt: skip
     if json_out:
         print(json.dumps(summary, indent=2, allow_nan=False))
     else:
@@ -182,6 +224,7 @@ def _recording(
     seed: int | None,
     rtol: float,
     atol: float,
+    fit: Path | None = None,
 ) -> Iterator[Any]:
     if store is None:
         yield None
@@ -204,6 +247,8 @@ def _recording(
     )
     with finishing(exp):
         exp.add_input("protocol.toml", pf.path)
+        if fit is not None:
+            exp.add_input("fit.json", fit)
         add_model(exp, model_spec, model)
         yield exp
 
@@ -260,6 +305,7 @@ def rerun_protocol(store: Any, record: Any) -> str:
         with contextlib.redirect_stdout(io.StringIO()):
             run(
                 protocol=inputs["protocol.toml"].path,
+                fit=inputs["fit.json"].path if "fit.json" in inputs else None,
                 model=model_spec,
                 out=None,
                 store=store.path,

@@ -1,6 +1,7 @@
 """Treatment protocols: phases with doses and parameter settings, monitoring, and safety
 limits checked at exact crossing times over a virtual population (design note 024)."""
 
+from hemolab.protocols._patient import PatientNow, patient_now
 from hemolab.protocols._protocol import (
     Dose,
     Limit,
@@ -24,6 +25,7 @@ __all__ = [
     "Limit",
     "LimitOutcome",
     "Monitoring",
+    "PatientNow",
     "Phase",
     "Protocol",
     "ProtocolError",
@@ -31,6 +33,7 @@ __all__ = [
     "ProtocolResult",
     "Rule",
     "limit_tracking",
+    "patient_now",
     "protocol_model",
     "read_protocol",
     "rule_tracking",

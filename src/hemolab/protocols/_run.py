@@ -4,7 +4,7 @@ limits tracked at exact crossings, and the outcome per patient and over the popu
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -286,14 +286,31 @@ def run_protocol(
     chunk_size: int = 1024,
     progress: Callable[[int, int], None] | None = None,
     out: Any = None,
+    draws: Mapping[str, Any] | None = None,
+    initial_states: Mapping[str, Any] | None = None,
 ) -> ProtocolResult:
     """Simulate ``protocol`` for every patient of ``population`` (a
-    :class:`~hemolab.Population` of ``model``), or for the typical patient when it is None.
+    :class:`~hemolab.Population` of ``model``), for given parameter sets ``draws`` (e.g. the
+    posterior draws of a calibrated patient: ``parameter → (N,)``), or for the typical
+    patient when both are None.
 
     Limits are tracked with state triggers (exact crossing times); the monitored observables
     are reported on the monitoring grid. ``out``: the population's long result file.
+    ``initial_states`` (``state → value or (N,)``, with ``draws`` or the typical patient)
+    start the protocol from a given state, e.g. a calibrated patient's at their last
+    observation (:func:`~hemolab.protocols.patient_now`).
     """
     from hemolab.compile import model_hash
+
+    if population is not None and (draws is not None or initial_states is not None):
+        raise HemolabError("give a population, or draws (and initial states), not both")
+    if draws is not None:
+        held = sorted({n for p in protocol.phases for n in p.parameters} & set(draws))
+        if held:
+            raise HemolabError(
+                f"phase parameter {held[0]!r} is also drawn: a phase would restore it to the "
+                "model's typical value, not the draw's"
+            )
 
     if population is not None and population.model.name != model.name:
         raise HemolabError(
@@ -347,7 +364,16 @@ def run_protocol(
     else:
         from hemolab._simulate import simulate
 
-        r = simulate(tracked, events, grid=grid, triggers=triggers, rtol=rtol, atol=atol)
+        r = simulate(
+            tracked,
+            events,
+            grid=grid,
+            triggers=triggers,
+            rtol=rtol,
+            atol=atol,
+            params=dict(draws) if draws is not None else None,
+            initial_states=initial_states,
+        )
         table = pd.DataFrame({"patient_id": list(r.patient_ids)})
         table["status"] = list(r.status_labels)
         t = np.asarray(r.time)

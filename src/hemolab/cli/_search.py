@@ -116,6 +116,8 @@ def search(
     }
     if exp is not None:
         doc["experiment"] = exp.id
+    if found.gradient is not None:
+        doc["gradient"] = found.gradient
     if json_out:
         print(json.dumps(doc, indent=2, allow_nan=False))
     else:

@@ -48,7 +48,7 @@ __all__ = [
     "run_protocol_search",
 ]
 
-METHODS = ("grid", "latin-hypercube", "cma-es")
+METHODS = ("grid", "latin-hypercube", "cma-es", "gradient")
 _FIELDS = frozenset({"protocol", "method", "budget", "per_axis", "seed"})
 _METRIC = re.compile(r"^\s*(?P<kind>[a-z_]+)\s*(\(\s*(?P<arg>[^()]*?)\s*\))?\s*$")
 _KINDS = {
@@ -144,7 +144,7 @@ def read_protocol_search(
         raise fail(None, "a grid search needs per_axis = N (values per variable)")
     if method != "grid" and ints["budget"] is None:
         raise fail(None, f"a {method} search needs budget = N (points to evaluate)")
-    if method != "grid" and ints["seed"] is None:
+    if method not in ("grid", "gradient") and ints["seed"] is None:
         raise fail(None, f"a {method} search needs seed = S (to be reproducible)")
 
     obj = doc.get("objective")
@@ -219,6 +219,7 @@ class ProtocolSearchResult:
     result: SearchResult
     summaries: list[dict[str, Any] | None]  # per proposed point, None where not evaluated
     metric: np.ndarray  # the objective's metric (not negated), NaN where not evaluated
+    gradient: dict[str, Any] | None = None  # method "gradient": smoothed and exact values
 
     @property
     def best_summary(self) -> dict[str, Any] | None:
@@ -268,6 +269,8 @@ def run_protocol_search(
             evaluated[tuple(point.values())] = (res.summary() | {"point": point}, metric)
         return values, violation
 
+    if search.method == "gradient":
+        return _gradient(search, model, population, rtol=rtol, atol=atol, progress=progress)
     if search.method == "grid":
         assert search.per_axis is not None
         result = grid_search(search.space, evaluate, search.per_axis, progress=progress)
@@ -289,6 +292,51 @@ def run_protocol_search(
         summaries.append(summary)
         metrics.append(metric)
     return ProtocolSearchResult(search, result, summaries, np.asarray(metrics))
+
+
+def _gradient(
+    search: ProtocolSearch,
+    model: Any,
+    population: Any,
+    *,
+    rtol: float,
+    atol: float,
+    progress: Callable[[int, int, float], None] | None,
+) -> ProtocolSearchResult:
+    """Method ``gradient``: the iterates (smoothed limits, not evaluated exactly) then the
+    point found, run exactly (:mod:`hemolab.search._gradient`)."""
+    from hemolab._errors import HemolabError
+    from hemolab.search._gradient import gradient_protocol_search
+
+    if population is None:
+        raise HemolabError("a gradient search runs over a population: give [population] n, seed")
+    assert search.budget is not None
+    budget = search.budget
+
+    def step(i: int, value: float) -> None:
+        if progress is not None:
+            progress(min(i, budget), budget, value)
+
+    g = gradient_protocol_search(
+        search, model, population, rtol=rtol, atol=atol, max_iter=budget, progress=step
+    )
+    names = search.space.names
+    rows = [h["point"] for h in g.history] + [g.point]
+    points = {k: np.array([r[k] for r in rows], dtype=np.float64) for k in names}
+    pmax = np.array([o.limit.max_probability for o in g.exact.limits])
+    smoothed_excess = [
+        float(np.maximum(np.asarray(h["smoothed"]) - pmax, 0.0).sum()) for h in g.history
+    ]
+    exact_excess = sum(
+        max(0.0, o.probability - o.limit.max_probability) if o.n else 1.0 for o in g.exact.limits
+    )
+    values = np.array([math.nan] * len(g.history) + [search.objective.to_minimise(g.objective)])
+    violation = np.array([*smoothed_excess, exact_excess])
+    result = SearchResult("gradient", search.space, points, values, violation, None)
+    summaries: list[dict[str, Any] | None] = [None] * len(g.history)
+    summaries.append(g.exact.summary() | {"point": g.point})
+    metric = np.array([math.nan] * len(g.history) + [g.objective])
+    return ProtocolSearchResult(search, result, summaries, metric, gradient=g.summary())
 
 
 def _plain(v: Any) -> Any:

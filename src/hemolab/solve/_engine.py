@@ -12,6 +12,7 @@ import itertools
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -488,7 +489,7 @@ def make_solve_fn(
     history_size: int = 1024,
     stepper: Stepper = DOPRI5,
     out_vars: tuple[int, ...] | None = None,
-) -> Callable[[jax.Array], tuple[jax.Array, jax.Array]]:
+) -> Callable[..., tuple[jax.Array, jax.Array]]:
     """A pure JAX function ``inputs (N, P) -> (values (N, T, V), status (N,))``.
 
     It is what calibration and search differentiate: jit it, ``vmap`` it, or take forward-mode
@@ -496,10 +497,13 @@ def make_solve_fn(
     have one row or N rows; delay models get their discontinuity stops from the typical
     inputs, so differentiate delays' lengths only through finite differences. ``out_vars``
     selects the variables of ``values`` (indices into states then observables; None: all).
+    ``solve(inputs, act_value)`` replaces the table's action values (``(A,)`` or ``(S, A)``,
+    the table's own width): doses, parameter values, so that they can be differentiated too
+    (protocol search by gradient); the times and operations stay the table's.
     """
     if cm.has_delays:
         table, _ = _discontinuity_stops(cm, cm.typical_inputs[None, :], table, np.zeros(1))
-    S = table.n_subjects
+    A0 = table.time.shape[1]
     arrays = _padded(table)
     A = arrays[0].shape[1]
     ops, rate_targets = _op_spec(arrays[1], arrays[2])
@@ -515,10 +519,17 @@ def make_solve_fn(
     )
     T = table.n_outputs
 
-    def solve(inputs: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def solve(inputs: jax.Array, act_value: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
         N = inputs.shape[0]
+        given: list[Any] = list(arrays)
+        if act_value is not None:
+            if cm.has_delays:
+                raise ValueError("act_value: not for delay models (their table gains stops)")
+            v = jnp.atleast_2d(jnp.asarray(act_value, dtype=jnp.float64))
+            given[3] = jnp.pad(v, ((0, 0), (0, A - A0)))
         rows = [
-            jnp.broadcast_to(jnp.asarray(a), (N, A)) if S == 1 else jnp.asarray(a) for a in arrays
+            jnp.broadcast_to(jnp.asarray(a), (N, A)) if jnp.shape(a)[0] == 1 else jnp.asarray(a)
+            for a in given
         ]
         res = solver(
             ChunkInputs(

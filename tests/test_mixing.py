@@ -191,7 +191,7 @@ def test_mixing_needs_a_shared_clock_and_blood(model) -> None:
 
 def test_replicates_pair_donor_and_recipient_by_index(model) -> None:
     """Three replicates of (R, D), parameters replicate-major: each R receives from its own D."""
-    hb0 = np.array([8.0, 12.0, 8.0, 16.0, 8.0, 20.0])  # (R, D) per replicate
+    hb0 = np.array([8.0, 13.0, 8.0, 16.0, 8.0, 20.0])  # (R, D) per replicate
     rows = [*_obs(["R", "D"]), _mix("R", "D", VOLUME=500.0, DEPLETE=1)]
     res = _simulate(model, rows, params={"Hb0": hb0})
     assert list(res.replicate) == [0, 0, 1, 1, 2, 2]
@@ -227,3 +227,17 @@ def test_the_samples_example_records_and_reruns_identically(tmp_path) -> None:
                                 "--json"])  # fmt: skip
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout)["identical"] is True
+
+
+def test_an_anaemic_donor_warns_before_giving(model) -> None:
+    """AABB: no donation below Hb 12.5 g/dL; the donor here has 11 g/dL."""
+    rows = [*_obs(["R", "D"]), _mix("R", "D", VOLUME=200.0, DEPLETE=1)]
+    with pytest.warns(HemolabWarning, match=r"below 12.5 g/dL .* row 2 \(Hb 11.0 g/dL\)"):
+        _simulate(model, rows, params={"Hb0": np.array([14.0, 11.0])})
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning without depletion, or a healthy donor
+        _simulate(model, [*_obs(["R", "D"]), _mix("R", "D", VOLUME=200.0)],
+                  params={"Hb0": np.array([14.0, 11.0])})  # fmt: skip
+        _simulate(model, rows)

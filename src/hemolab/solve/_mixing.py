@@ -27,11 +27,15 @@ from hemolab.solve._dopri5 import DOPRI5, Stepper
 from hemolab.solve._engine import ActionTable, run_actions
 from hemolab.solve._status import Status
 
-__all__ = ["SAFE_DONATION_FRACTION", "fill_mixing"]
+__all__ = ["MIN_DONOR_HB_G_DL", "SAFE_DONATION_FRACTION", "fill_mixing"]
 
 SAFE_DONATION_FRACTION = 0.15
 """The largest share of a donor's blood volume one depleting mix may take without a warning
 (a whole-blood donation is at most 10.5 mL/kg, 15 % of 70 mL/kg: AABB Standards)."""
+
+MIN_DONOR_HB_G_DL = 12.5
+"""The lowest haemoglobin at which a donor may give blood (AABB Standards, 12.5 g/dL for
+either sex); checked before a depleting mix when the model has an ``Hb`` observable in g/dL."""
 
 
 def _prefix_table(
@@ -80,6 +84,15 @@ def _ready(req: dict[str, Any], values: np.ndarray) -> bool:
     )
 
 
+def _donor_hb(cm: CompiledModel, t: float, y: np.ndarray, p: np.ndarray) -> float | None:
+    """The donor's Hb (g/dL) from the model's ``Hb`` observable, or None without one."""
+    names = cm.model.observable_names
+    if "Hb" not in names or cm.model.observables[names.index("Hb")].unit != "g/dL":
+        return None
+    z0 = np.zeros(len(cm.model.delays))
+    return float(np.asarray(cm.observables(t, y, p, z0))[names.index("Hb")])
+
+
 def fill_mixing(
     cm: CompiledModel,
     inputs: np.ndarray,
@@ -117,6 +130,7 @@ def fill_mixing(
     p_rows = inputs if inputs.shape[0] == S else np.repeat(inputs[:1], S, axis=0)
     failed = np.zeros(S, dtype=bool)
     unsafe: list[str] = []
+    anaemic: list[str] = []
     pending = list(range(len(reqs)))
     while pending:
         wave = [i for i in pending if _ready(reqs[i], values)]
@@ -173,6 +187,9 @@ def fill_mixing(
                 values[d, list(r["donor_cols"])] = 1.0 - f
                 if f > SAFE_DONATION_FRACTION:
                     unsafe.append(f"row {r['row']} ({100 * f:.0f} %)")
+                hb = _donor_hb(cm, r["time"], yd, p_rows[d])
+                if hb is not None and hb < MIN_DONOR_HB_G_DL:
+                    anaemic.append(f"row {r['row']} (Hb {hb:.1f} g/dL)")
         done = set(wave)
         pending = [i for i in pending if i not in done]
     if unsafe:
@@ -180,5 +197,10 @@ def fill_mixing(
             f"{file}: a depleting mix takes more than {100 * SAFE_DONATION_FRACTION:.0f} % of "
             f"the donor's blood volume (the safe limit of a whole-blood donation) on "
             f"{', '.join(unsafe)}"
+        )
+    if anaemic:
+        warn(
+            f"{file}: a depleting mix takes blood from a donor whose Hb is below "
+            f"{MIN_DONOR_HB_G_DL} g/dL (the minimum for a donation) on {', '.join(anaemic)}"
         )
     return values, failed

@@ -149,3 +149,52 @@ def test_cli_run_over_a_fit_records_and_reruns(model, fit, tmp_path) -> None:
     assert json.loads(again.stdout)["identical"] is True
     bad = runner.invoke(app, [*args, "--population", "10"])
     assert bad.exit_code == 2 and "--fit runs the patient's posterior draws" in bad.output
+
+
+TREAT = WATCH.replace('name = "watch"\nduration = "60d"', 'name = "treat"\nduration = "60d"\n'
+                      'parameters = { RBCLS = "{life}" }')  # fmt: skip
+SPACE = """[search]
+name = "longer-lived red cells"
+protocol = "treat.toml"
+method = "grid"
+per_axis = 3
+
+[objective]
+maximise = "median_final(Hb)"
+
+[variables.life]
+type = "continuous"
+low = 80
+high = 160
+unit = "d"
+"""
+
+
+def test_cli_search_over_a_fit(model, fit, tmp_path) -> None:
+    """A search evaluated over the patient's posterior draws: longer red-cell lives keep more
+    Hb, so the longest wins; recorded with the fit, rerun identically."""
+    import json
+
+    import jsonschema
+    from typer.testing import CliRunner
+
+    from hemolab.cli._app import app
+    from hemolab.cli._schemas import load_schema
+
+    fit_path = fit.save(tmp_path / "fit.json")
+    (tmp_path / "treat.toml").write_text(TREAT)
+    (tmp_path / "space.toml").write_text(SPACE)
+    runner = CliRunner()
+    store = tmp_path / "store"
+    args = ["search", str(tmp_path / "space.toml"), "--fit", str(fit_path), "--draws", "10",
+            "--seed", "2", "--json", "--store", str(store)]  # fmt: skip
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    jsonschema.Draft202012Validator(load_schema("search")).validate(doc)
+    assert doc["fit"]["n_draws"] == 10 and doc["population"] == {"n": 10, "seed": 2}
+    assert doc["best"] == {"life": 160.0} and doc["n_evaluated"] == 3
+    again = runner.invoke(app, ["experiments", "rerun", doc["experiment"], "--store", str(store),
+                                "--json"])  # fmt: skip
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["identical"] is True

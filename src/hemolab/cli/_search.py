@@ -48,6 +48,17 @@ def search(
         typer.Option("--store", help="Record the search as an experiment in this store."),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+    fit: Annotated[
+        Path | None,
+        typer.Option(
+            "--fit",
+            help="A calibrated patient (fit.json): evaluate over its posterior draws from its "
+            "last observation on, instead of a population.",
+        ),
+    ] = None,
+    draws: Annotated[
+        int, typer.Option("--draws", help="Posterior draws with --fit (seeded by --seed).")
+    ] = 200,
 ) -> None:
     """Search the protocol space of SPACE for the best feasible protocol.
 
@@ -71,22 +82,42 @@ def search(
         if not space.is_file():
             raise HemolabError(f"search file {str(space)!r} does not exist or is not a file")
         ps = read_protocol_search(space, protocol=protocol)
-        model_spec = protocol_model(ps.protocol)
+        fit_record = now = None
+        if fit is not None:
+            from hemolab.calibrate import load_fit
+
+            if population is not None:
+                raise HemolabError("--fit searches over the patient's posterior draws: leave "
+                                   "out --population")  # fmt: skip
+            fit_record = load_fit(fit)
+        model_spec = fit_record.model if fit_record else protocol_model(ps.protocol)
         mdl = load_model(model_spec)
         mid = {k: v[0] for k, v in ps.space.decode(np.full((1, ps.space.dim), 0.5)).items()}
         template = read_protocol(ps.protocol, time_unit=mdl.time_unit, values=mid)
-        n = population if population is not None else template.population_n
-        s = seed if seed is not None else template.population_seed
-        if (n is None) != (s is None):
-            raise HemolabError("a population needs both a size and a seed (--population, --seed)")
-        pop = Population(mdl, n=n, seed=s) if n is not None and s is not None else None
-        options = {"population": population, "seed": seed, "rtol": rtol, "atol": atol}
+        if fit_record is not None:
+            from hemolab.protocols import patient_now
+
+            n, s = draws, seed if seed is not None else 0
+            now = patient_now(fit_record, mdl, n_draws=draws, seed=s)
+            pop = None
+        else:
+            n = population if population is not None else template.population_n
+            s = seed if seed is not None else template.population_seed
+            if (n is None) != (s is None):
+                raise HemolabError(
+                    "a population needs both a size and a seed (--population, --seed)"
+                )
+            pop = Population(mdl, n=n, seed=s) if n is not None and s is not None else None
+        options = {"population": population, "seed": seed, "rtol": rtol, "atol": atol,
+                   "draws": draws}  # fmt: skip
         with (
             tempfile.TemporaryDirectory(prefix="hemolab-search-") as tmp,
-            _recording(store, ps, model_spec, mdl, options, rtol, atol) as exp,
+            _recording(store, ps, model_spec, mdl, options, rtol, atol, fit) as exp,
             _SearchProgress(quiet=json_out) as progress,
         ):
-            found = run_protocol_search(ps, mdl, pop, rtol=rtol, atol=atol, progress=progress)
+            found = run_protocol_search(
+                ps, mdl, pop, rtol=rtol, atol=atol, progress=progress, draws=now
+            )
             target = out
             if target is None and exp is not None:
                 target = Path(tmp) / "points.parquet"
@@ -118,6 +149,9 @@ def search(
         doc["experiment"] = exp.id
     if found.gradient is not None:
         doc["gradient"] = found.gradient
+    if now is not None:
+        doc["fit"] = {"patient": now.patient, "t_last_observation": now.t_last,
+                      "time_unit": now.time_unit, "n_draws": now.n}  # fmt: skip
     if json_out:
         print(json.dumps(doc, indent=2, allow_nan=False))
     else:
@@ -189,6 +223,7 @@ def _recording(
     options: dict[str, Any],
     rtol: float,
     atol: float,
+    fit: Path | None = None,
 ) -> Iterator[Any]:
     if store is None:
         yield None
@@ -212,6 +247,8 @@ def _recording(
     with finishing(exp):
         exp.add_input("space.toml", ps.path)
         exp.add_input("protocol.toml", ps.protocol)
+        if fit is not None:
+            exp.add_input("fit.json", fit)
         add_model(exp, model_spec, model)
         yield exp
 
@@ -257,6 +294,7 @@ def rerun_search(store: Any, record: Any) -> str:
             search(
                 space=inputs["space.toml"].path,
                 protocol=inputs["protocol.toml"].path,
+                fit=inputs["fit.json"].path if "fit.json" in inputs else None,
                 out=None,
                 store=store.path,
                 json_out=True,

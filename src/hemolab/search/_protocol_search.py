@@ -240,9 +240,14 @@ def run_protocol_search(
     rtol: float = 1e-6,
     atol: float = 1e-8,
     progress: Callable[[int, int, float], None] | None = None,
+    draws: Any = None,
 ) -> ProtocolSearchResult:
     """Evaluate the search: each point's protocol over ``population`` (or the typical patient
-    when None), minimising the objective (negated when maximised) under the limits."""
+    when None), minimising the objective (negated when maximised) under the limits.
+
+    ``draws``: a calibrated patient (:func:`~hemolab.protocols.patient_now`) whose posterior
+    draws, each from its state at the last observation, replace the population.
+    """
     from hemolab.protocols import ProtocolError, read_protocol, run_protocol
 
     names = search.space.names
@@ -259,7 +264,15 @@ def run_protocol_search(
                 values[i], violation[i] = math.nan, 1.0
                 evaluated[tuple(point.values())] = ({"point": point, "error": str(exc)}, math.nan)
                 continue
-            res = run_protocol(proto.protocol, model, population=population, rtol=rtol, atol=atol)
+            res = run_protocol(
+                proto.protocol,
+                model,
+                population=population,
+                rtol=rtol,
+                atol=atol,
+                draws=None if draws is None else draws.draws,
+                initial_states=None if draws is None else draws.states,
+            )
             metric = search.objective.value(res)
             values[i] = search.objective.to_minimise(metric)
             violation[i] = sum(
@@ -270,6 +283,10 @@ def run_protocol_search(
         return values, violation
 
     if search.method == "gradient":
+        if draws is not None:
+            from hemolab._errors import HemolabError
+
+            raise HemolabError("a gradient search runs over a population, not posterior draws")
         return _gradient(search, model, population, rtol=rtol, atol=atol, progress=progress)
     if search.method == "grid":
         assert search.per_axis is not None

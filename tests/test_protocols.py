@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from pathlib import Path
 
 import jsonschema
@@ -212,6 +213,19 @@ def _episodes(t: np.ndarray, y: np.ndarray, level: float) -> float:
     return longest
 
 
+def _below(t: np.ndarray, y: np.ndarray, level: float) -> tuple[float, float]:
+    """Total time of ``y < level`` and the recovery (first fall to last return; 0 if never
+    below, NaN if below at the end), crossings by linear interpolation (reference)."""
+    below = y < level
+    cross = [t[i - 1] + (level - y[i - 1]) * (t[i] - t[i - 1]) / (y[i] - y[i - 1])
+             for i in range(1, len(t)) if below[i] != below[i - 1]]  # fmt: skip
+    edges = ([t[0]] if below[0] else []) + cross + ([t[-1]] if below[-1] else [])
+    total = sum(b - a for a, b in zip(edges[::2], edges[1::2], strict=True))
+    if not below.any():
+        return total, 0.0
+    return total, (math.nan if below[-1] else edges[-1] - edges[0])
+
+
 def test_limit_episodes_match_crossings_on_a_fine_grid(model, example, population_run) -> None:
     pop, result = population_run
     assert result.n == N and result.status_counts == {"ok": N}
@@ -231,6 +245,15 @@ def test_limit_episodes_match_crossings_on_a_fine_grid(model, example, populatio
     np.testing.assert_allclose(got, want, atol=0.02)  # h; the fine grid's interpolation error
     viol = result.patients["grade-3 neutropenia violated"].to_numpy(bool)
     np.testing.assert_array_equal(viol, want > 0)
+    # the total time below 1.0, the time in the normal range [1.5, 8] and the recovery
+    totals = np.array([_below(t, anc[i], 1.0)[0] for i in range(N)])
+    np.testing.assert_allclose(result.patients["grade-3 neutropenia total"], totals, atol=0.05)
+    in_range = np.array([t[-1] - _below(t, anc[i], 1.5)[0] - _below(t, -anc[i], -8.0)[0]
+                         for i in range(N)])  # fmt: skip
+    np.testing.assert_allclose(result.patients["ANC_time_in_normal"], in_range, atol=0.05)
+    recovery = np.array([_below(t, anc[i], 1.5)[1] for i in range(N)])
+    np.testing.assert_allclose(result.patients["ANC_recovery"], recovery, atol=0.02)
+    assert (recovery > 0).sum() >= 3, "the check needs patients who fell below 1.5"
     # when and by how much: the first crossing, and how far below 1.0 the nadir went
     below = anc < 1.0
     first_cross = np.array([t[np.argmax(b)] for b in below])

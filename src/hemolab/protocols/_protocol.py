@@ -63,10 +63,13 @@ class Phase:
 
 @dataclass(frozen=True)
 class Monitoring:
-    """The observables measured, every ``every`` time units from the start to the end."""
+    """The observables measured, every ``every`` time units from the start to the end;
+    ``normal``: an observable's normal range ``(low, high)``, for the time each patient
+    spends in it and the recovery after leaving it (both at exact crossings)."""
 
     observables: Sequence[str]
     every: float
+    normal: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,18 @@ class Protocol:
             raise ProtocolError(f"monitoring every must be > 0, got {self.monitoring.every}")
         if not self.monitoring.observables:
             raise ProtocolError("monitoring names no observable")
+        for obs, bounds in self.monitoring.normal.items():
+            if obs not in self.monitoring.observables:
+                raise ProtocolError(
+                    f"monitoring: a normal range for {obs!r}, which is not monitored "
+                    f"({', '.join(self.monitoring.observables)})"
+                )
+            lo, hi = bounds
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+                raise ProtocolError(
+                    f"monitoring: the normal range of {obs!r} must be [low, high] with "
+                    f"low < high, got [{lo}, {hi}]"
+                )
         lnames = [lim.name for lim in self.limits]
         for lim in self.limits:
             lim.relation()

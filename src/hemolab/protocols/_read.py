@@ -184,7 +184,8 @@ def read_protocol(
         raise fail(lines.of("population"), "[population] needs both n and seed (reproducible)")
 
     mon = _table(doc, "monitoring", lines, fail, required=True)
-    _only(mon, {"observables", "every"}, "monitoring", lines.of("monitoring"), lines, fail)
+    known = {"observables", "every", "normal"}
+    _only(mon, known, "monitoring", lines.of("monitoring"), lines, fail)
     obs = mon.get("observables")
     if not isinstance(obs, list) or not obs or not all(isinstance(o, str) for o in obs):
         raise fail(
@@ -194,6 +195,21 @@ def read_protocol(
     if "every" not in mon:
         raise fail(lines.of("monitoring"), "missing field 'every' (how often to monitor)")
     every = duration(mon["every"], lines.of("monitoring", "every"), "every")
+    normal: dict[str, tuple[float, float]] = {}
+    raw_normal = mon.get("normal", {})
+    if not isinstance(raw_normal, dict):
+        msg = "normal must be a table of ranges, e.g. normal = { ANC = [1.5, 8.0] }"
+        raise fail(lines.of("monitoring", "normal"), msg)
+    for name, bounds in raw_normal.items():
+        ok = (
+            isinstance(bounds, list)
+            and len(bounds) == 2
+            and all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds)
+        )
+        if not ok:
+            msg = f"normal range of {name!r} must be [low, high] (two numbers)"
+            raise fail(lines.of("monitoring", "normal"), msg)
+        normal[name] = (float(bounds[0]), float(bounds[1]))
 
     raw_phases = doc.get("phase")
     if not isinstance(raw_phases, list) or not raw_phases:
@@ -326,7 +342,7 @@ def read_protocol(
         protocol = Protocol(
             name,
             tuple(phases),
-            Monitoring(tuple(obs), every),
+            Monitoring(tuple(obs), every, normal),
             tuple(limits),
             str(p),
             tuple(rules),

@@ -104,6 +104,10 @@ class ProtocolResult:
             nadir = np.asarray(self.patients.loc[ok, f"{name}_nadir"], dtype=np.float64)
             final = np.asarray(self.patients.loc[ok, f"{name}_final"], dtype=np.float64)
             observables[name] = {"nadir": _quantiles(nadir), "final": _quantiles(final)}
+            if name in self.protocol.monitoring.normal:
+                for metric in ("time_in_normal", "recovery"):
+                    x = np.asarray(self.patients.loc[ok, f"{name}_{metric}"], dtype=np.float64)
+                    observables[name][metric] = _quantiles(x)
         return {
             "protocol": self.protocol.name,
             "model": self.model_name,
@@ -125,6 +129,31 @@ class ProtocolResult:
         }
 
 
+def _normal_conditions(protocol: Protocol) -> list[Limit]:
+    """Two tracked conditions per normal range (below, above), after the protocol's limits."""
+    out = []
+    for obs, (lo, hi) in protocol.monitoring.normal.items():
+        out.append(Limit(f"{obs} below normal", f"{obs} < {lo!r}"))
+        out.append(Limit(f"{obs} above normal", f"{obs} > {hi!r}"))
+    return out
+
+
+def _normal_outcomes(protocol: Protocol, table: pd.DataFrame, end: float) -> None:
+    """Per patient and normal range: the time in range, and the recovery (from the first fall
+    below the range to the last return into it; 0 if never below, NaN if still below)."""
+    base = len(protocol.limits)
+    for j, obs in enumerate(protocol.monitoring.normal):
+        below, above = (
+            {s: np.asarray(table[f"{_PREFIX.upper()}{k}_{s}_final"], dtype=np.float64)
+             for s in _COLS}
+            for k in (base + 2 * j, base + 2 * j + 1)
+        )  # fmt: skip
+        outside = [c["TOTAL"] + c["IN"] * (end - c["DOWN"]) for c in (below, above)]
+        table[f"{obs}_time_in_normal"] = end - outside[0] - outside[1]
+        recovery = np.where(below["IN"] > 0, np.nan, below["UP"] - below["FIRST"])
+        table[f"{obs}_recovery"] = np.where(below["N"] == 0, 0.0, recovery)
+
+
 def _excess(lim: Limit, longest: np.ndarray, table: pd.DataFrame) -> np.ndarray:
     """Per patient, how far past the limit: the longest episode beyond ``longer_than``, or
     (instantaneous limits on a monitored observable) the extreme beyond the threshold."""
@@ -143,12 +172,13 @@ def _excess(lim: Limit, longest: np.ndarray, table: pd.DataFrame) -> np.ndarray:
 
 
 def limit_tracking(model: Model, limits: Sequence[Limit]) -> tuple[Model, list[Any]]:
-    """The model with four bookkeeping parameters per limit and the triggers that set them.
+    """The model with bookkeeping parameters per limit and the triggers that set them.
 
     For limit *k*: ``hl_lim{k}_down`` (when the condition last became true), ``_in`` (1 while
-    it holds), ``_max`` (the longest episode that has ended), ``_n`` (episodes begun) and
-    ``_first`` (when the condition first held; :data:`_NEVER` if it never did). The
-    condition's trigger fires at the start when it already holds there.
+    it holds), ``_max`` (the longest episode that has ended), ``_n`` (episodes begun),
+    ``_first`` (when the condition first held; :data:`_NEVER` if it never did), ``_total``
+    (the time of the episodes that have ended) and ``_up`` (when the last one ended; -1:
+    none). The condition's trigger fires at the start when it already holds there.
     """
     from hemolab.events import Trigger
 
@@ -161,9 +191,10 @@ def limit_tracking(model: Model, limits: Sequence[Limit]) -> tuple[Model, list[A
         clash = sorted(set(names.values()) & taken)
         if clash:
             raise ProtocolError(f"model {model.name!r} already has {clash[0]!r}")
-        extra_p += [Parameter(v, _NEVER if s == "first" else 0.0) for s, v in names.items()]
+        start = {"first": _NEVER, "up": -1.0}
+        extra_p += [Parameter(v, start.get(s, 0.0)) for s, v in names.items()]
         extra_o += [Observable(v.upper(), v) for v in names.values()]
-        d, i, mx, n, first = (names[s] for s in _TRACK)
+        d, i, mx, n, first, total, up = (names[s] for s in _TRACK)
         triggers += [
             Trigger(
                 lim.when,
@@ -171,7 +202,11 @@ def limit_tracking(model: Model, limits: Sequence[Limit]) -> tuple[Model, list[A
                 name=f"{lim.name} begins",
                 initial_value=False,
             ),
-            Trigger(lim.negation(), {mx: f"max({mx}, t - {d})", i: 0}, name=f"{lim.name} ends"),
+            Trigger(
+                lim.negation(),
+                {mx: f"max({mx}, t - {d})", i: 0, total: f"{total} + t - {d}", up: "t"},
+                name=f"{lim.name} ends",
+            ),
         ]
     tracked = model.replace(
         parameters=(*model.parameters, *extra_p), observables=(*model.observables, *extra_o)
@@ -317,7 +352,8 @@ def run_protocol(
             f"the population is of model {population.model.name!r}, not {model.name!r}"
         )
     _check_against_model(protocol, model, population)
-    tracked, triggers = _tracking_or_error(model, protocol.limits)
+    ranges = _normal_conditions(protocol)
+    tracked, triggers = _tracking_or_error(model, [*protocol.limits, *ranges])
     dosed = sorted({d.cmt for p in protocol.phases for d in p.doses})
     tracked, rule_triggers = _rules_or_error(tracked, protocol.rules, dosed)
     triggers = [*triggers, *rule_triggers]
@@ -327,7 +363,8 @@ def run_protocol(
         events = None
     grid = protocol.grid()
     monitored = list(protocol.monitoring.observables)
-    track = [f"{_PREFIX}{k}_{s}".upper() for k in range(len(protocol.limits)) for s in _TRACK]
+    n_tracked = len(protocol.limits) + len(ranges)
+    track = [f"{_PREFIX}{k}_{s}".upper() for k in range(n_tracked) for s in _TRACK]
     track += [f"HL_RULE{k}_N" for k in range(len(protocol.rules))]
     if population is not None:
         from dataclasses import replace
@@ -349,15 +386,15 @@ def run_protocol(
         )
         m = res.metrics
         ids = list(dict.fromkeys(m["patient_id"]))
-        table = pd.DataFrame({"patient_id": ids})
         first = m[m["variable"] == (monitored + track)[0]].set_index("patient_id")
-        table["status"] = list(first.loc[ids, "status"])
+        data: dict[str, Any] = {"patient_id": ids, "status": list(first.loc[ids, "status"])}
         for var in monitored + track:
             rows = m[m["variable"] == var].set_index("patient_id").loc[ids]
-            table[f"{var}_nadir"] = np.asarray(rows["min"], dtype=np.float64)
-            table[f"{var}_t_nadir"] = np.asarray(rows["t_min"], dtype=np.float64)
-            table[f"{var}_peak"] = np.asarray(rows["max"], dtype=np.float64)
-            table[f"{var}_final"] = np.asarray(rows["final"], dtype=np.float64)
+            data[f"{var}_nadir"] = np.asarray(rows["min"], dtype=np.float64)
+            data[f"{var}_t_nadir"] = np.asarray(rows["t_min"], dtype=np.float64)
+            data[f"{var}_peak"] = np.asarray(rows["max"], dtype=np.float64)
+            data[f"{var}_final"] = np.asarray(rows["final"], dtype=np.float64)
+        table = pd.DataFrame(data)
         counts = dict(res.status_counts)
         seed: int | None = int(population.seed)
         pop_result: Any = res
@@ -374,16 +411,16 @@ def run_protocol(
             params=dict(draws) if draws is not None else None,
             initial_states=initial_states,
         )
-        table = pd.DataFrame({"patient_id": list(r.patient_ids)})
-        table["status"] = list(r.status_labels)
+        data = {"patient_id": list(r.patient_ids), "status": list(r.status_labels)}
         t = np.asarray(r.time)
         for var in monitored + track:
             y = np.asarray(r.variable(var))
             k = np.nanargmin(y, axis=1)
-            table[f"{var}_nadir"] = y[np.arange(len(y)), k]
-            table[f"{var}_t_nadir"] = t[np.arange(len(y)), k]
-            table[f"{var}_peak"] = np.nanmax(y, axis=1)
-            table[f"{var}_final"] = y[:, -1]
+            data[f"{var}_nadir"] = y[np.arange(len(y)), k]
+            data[f"{var}_t_nadir"] = t[np.arange(len(y)), k]
+            data[f"{var}_peak"] = np.nanmax(y, axis=1)
+            data[f"{var}_final"] = y[:, -1]
+        table = pd.DataFrame(data)
         counts = table["status"].value_counts().to_dict()
         seed, pop_result = None, None
     outcomes = []
@@ -396,6 +433,7 @@ def run_protocol(
         violated = col["N"] > 0 if lim.longer_than is None else longest > lim.longer_than
         first = np.where(col["FIRST"] >= _NEVER, np.nan, col["FIRST"])
         excess = _excess(lim, longest, table)
+        table[f"{lim.name} total"] = col["TOTAL"] + col["IN"] * (end - col["DOWN"])
         table[f"{lim.name} longest"] = longest
         table[f"{lim.name} violated"] = violated
         table[f"{lim.name} first"] = first
@@ -415,6 +453,7 @@ def run_protocol(
                 ),
             )
         )
+    _normal_outcomes(protocol, table, end)
     rule_outcomes = []
     for k, rule in enumerate(protocol.rules):
         acted = np.asarray(table[f"HL_RULE{k}_N_final"], dtype=np.float64)
@@ -441,7 +480,7 @@ def run_protocol(
     )
 
 
-_TRACK = ("down", "in", "max", "n", "first")
+_TRACK = ("down", "in", "max", "n", "first", "total", "up")
 _NEVER = 1e300  # hl_lim{k}_first before the condition first holds
 _COLS = tuple(s.upper() for s in _TRACK)
 

@@ -12,7 +12,8 @@ blocks are measured instead (forward solve, forward-mode Jacobian) under
 ``building_blocks``, labelled as such. P4 (protocol evaluation over ``--n`` <= 1,000
 patients) times ``--protocols`` evaluations of a fixed protocol set with hemolab and with a
 libRoadRunner loop, checks crossing-based episode durations against a tight reference and
-the two tools' P(grade 4) against each other; the search itself is reported as not wired.
+the two tools' P(grade 4) against each other, then runs the search itself (CMA-ES through
+``hemolab.search.cma_es``, seeded, twice to check that it reproduces).
 
 Order of work, so that JAX is never forked: (1) tight references (cached on disk) and every
 peer, including the spawn-context libRoadRunner pool, for all requested problems; (2) only

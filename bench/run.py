@@ -735,7 +735,7 @@ def run_p4_hemolab(ctx: P4Context, args: argparse.Namespace) -> tuple[Result, np
     return result, longest
 
 
-P4_SEARCH_BUDGET = 24
+P4_SEARCH_BUDGET = 64
 """Protocols CMA-ES evaluates in the P4 search (each over every patient)."""
 P4_SEARCH_SEED = 4
 

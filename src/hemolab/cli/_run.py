@@ -157,8 +157,7 @@ def run(
     if exp is not None:
         summary["experiment"] = exp.id
     if now is not None:
-        summary["fit"] = {"patient": now.patient, "t_last_observation": now.t_last,
-                          "time_unit": now.time_unit, "n_draws": now.n}  # fmt: skip
+        summary["fit"] = now.to_json()
     if json_out:
         print(json.dumps(summary, indent=2, allow_nan=False))
     else:

@@ -150,8 +150,7 @@ def search(
     if found.gradient is not None:
         doc["gradient"] = found.gradient
     if now is not None:
-        doc["fit"] = {"patient": now.patient, "t_last_observation": now.t_last,
-                      "time_unit": now.time_unit, "n_draws": now.n}  # fmt: skip
+        doc["fit"] = now.to_json()
     if json_out:
         print(json.dumps(doc, indent=2, allow_nan=False))
     else:

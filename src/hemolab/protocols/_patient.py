@@ -28,6 +28,11 @@ class PatientNow:
     def n(self) -> int:
         return len(next(iter(self.states.values())))
 
+    def to_json(self) -> dict[str, Any]:
+        """The ``fit`` entry of ``hemolab run|search --json`` (schema ``run``/``search``)."""
+        return {"patient": self.patient, "t_last_observation": self.t_last,
+                "time_unit": self.time_unit, "n_draws": self.n}  # fmt: skip
+
 
 def patient_now(fit: Any, model: Any, *, n_draws: int = 200, seed: int = 0) -> PatientNow:
     """Simulate each of ``n_draws`` parameter draws of ``fit`` (a

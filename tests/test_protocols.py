@@ -397,7 +397,8 @@ def test_dosing_rules_against_a_dose_by_dose_reference(killing, action) -> None:
     assert r.patients["low acted"].iloc[0] == acted
     assert r.summary()["rules"] == [
         {"name": "low", "when": f"X < {LEVEL}", "action": action, "cmt": None,
-         "factor": 0.5 if action == "reduce" else None, "n_patients": 1, "n_acted": 1}
+         "factor": 0.5 if action == "reduce" else None, "phase": None, "n_patients": 1,
+         "n_acted": 1}
     ]  # fmt: skip
 
 
@@ -434,3 +435,110 @@ def test_cli_run_fills_a_template_with_set(tmp_path) -> None:
     ):
         res = runner.invoke(app, [*args, *bad])
         assert res.exit_code == 2 and message in " ".join(res.output.split()), res.output
+
+
+# --- moving on to the next phase early ------------------------------------------------------
+
+
+def _move_on_reference(level: float, infusion: float) -> tuple[float, float]:
+    """SciPy (DOP853 with event location): phase "a" (6 d: 4.0 into A at 0, 2, 4, as boluses
+    or infusions of ``infusion`` d) ends when x falls below ``level``, its running infusion
+    stopped; phase "b" (6 d from then: e halved, 1.0 at 0, 2, 4) follows, then e is restored
+    until day 12. Returns (when "b" began, x at day 12)."""
+    from scipy.integrate import solve_ivp
+
+    def run(y, t0, t1, e, rate, watch):
+        def rhs(t, y):
+            return [rate - KA * y[0], P_ - K_ * y[1] - E_ * e * y[0] * y[1]]
+
+        def down(t, y):
+            return y[1] - level
+
+        down.terminal, down.direction = True, -1  # type: ignore[attr-defined]
+        sol = solve_ivp(rhs, (t0, t1), y, rtol=1e-11, atol=1e-12, method="DOP853",
+                        events=down if watch else None)  # fmt: skip
+        hit = watch and sol.status == 1
+        return sol.y[:, -1].copy(), (float(sol.t[-1]) if hit else None)
+
+    y, t, moved = np.array([0.0, P_ / K_]), 0.0, None
+    marks = sorted({0.0, 2.0, 4.0, 6.0} | ({0.0 + infusion, 2.0 + infusion, 4.0 + infusion}))
+    for t0, t1 in itertools.pairwise(marks):
+        if not infusion and t0 in (0.0, 2.0, 4.0):
+            y[0] += 4.0
+        rate = 4.0 / infusion if infusion and any(s <= t0 < s + infusion for s in (0, 2, 4)) else 0
+        y, moved = run(y, t0, t1, 1.0, rate, watch=True)
+        t = t1 if moved is None else moved
+        if moved is not None:
+            break
+    start_b = t
+    for t0, t1 in itertools.pairwise([start_b, start_b + 2, start_b + 4, start_b + 6, 12.0]):
+        if t1 <= t0:
+            continue
+        if t0 < start_b + 5:
+            y[0] += 1.0
+        y, _ = run(y, t0, t1, 0.5 if t0 < start_b + 6 else 1.0, 0.0, watch=False)
+    return start_b, float(y[1])
+
+
+def _move_on_protocol(level: float, infusion: float) -> Protocol:
+    a = Dose("A", 4.0, every=2.0, count=3, duration=infusion)
+    b = Dose("A", 1.0, every=2.0, count=3)
+    return Protocol(
+        "p",
+        [Phase("a", 6.0, [a]), Phase("b", 6.0, [b], parameters={"e": E_ / 2})],
+        Monitoring(["X"], 0.5),
+        rules=[Rule("low", f"X < {level}", "move on", phase="a")],
+    )
+
+
+@pytest.mark.parametrize(
+    ("level", "infusion"),
+    [(2.5, 0.0), (2.5, 1.5), (1.5, 0.0), (-1.0, 0.5)],
+    ids=["bolus", "mid-infusion", "third-cycle", "never"],
+)
+def test_move_on_against_scipy_with_event_location(killing, level, infusion) -> None:
+    """The phase ends at the exact crossing (or its planned end, when the condition never
+    holds), its infusion stops, and the next phase's doses and parameters start there."""
+    r = run_protocol(_move_on_protocol(level, infusion), killing, rtol=1e-10, atol=1e-12)
+    start_b, x_end = _move_on_reference(level, infusion)
+    row = r.patients.iloc[0]
+    assert row["b start"] == pytest.approx(start_b, abs=1e-7)
+    assert row["X_final"] == pytest.approx(x_end, rel=1e-6)
+    assert row["low acted"] == (1 if level > 0 else 0)
+    phases = r.summary()["phases"]
+    assert phases[1]["started"]["median"] == pytest.approx(start_b, abs=1e-7)
+    assert phases[1]["start"] == 6.0  # the plan is still reported as planned
+
+
+def test_move_on_without_acting_equals_the_fixed_schedule(killing) -> None:
+    """The trigger machine with a condition that never holds is the event dataset's run."""
+    proto = _move_on_protocol(-1.0, 0.5)
+    fixed = Protocol("p", proto.phases, proto.monitoring)
+    a = run_protocol(proto, killing, rtol=1e-10, atol=1e-12).patients.iloc[0]
+    b = run_protocol(fixed, killing, rtol=1e-10, atol=1e-12).patients.iloc[0]
+    for col in ("X_nadir", "X_final", "X_peak"):
+        assert a[col] == pytest.approx(b[col], rel=1e-8)
+
+
+def test_bad_move_on_rules_are_refused(killing) -> None:
+    phases = [Phase("a", 6.0, [Dose("A", 1.0)]), Phase("b", 6.0)]
+    mon = Monitoring(["X"], 1.0)
+    for rule, extra, message in [
+        (Rule("r", "X < 1", "move on"), {}, "needs the phase it ends early"),
+        (Rule("r", "X < 1", "move on", phase="c"), {}, "one of 'a', 'b'"),
+        (Rule("r", "X < 1", "move on", phase="a", cmt="A"), {}, "cmt applies to hold"),
+        (Rule("r", "X < 1", "hold", phase="a"), {}, "phase applies to 'move on' only"),
+        (Rule("r", "X < 1", "move on", phase="a"), {"start": 8.0}, "starts at a fixed time"),
+    ]:
+        ph = [phases[0], Phase("b", 6.0, start=extra["start"])] if extra else phases
+        with pytest.raises(ProtocolError, match=message):
+            Protocol("p", ph, mon, rules=[rule])
+    dosed = [Phase("a", 6.0, [Dose("A", 1.0, every=1.0, count=2, duration=2.0)]), phases[1]]
+    with pytest.raises(ProtocolError, match="infusions into 'A' overlap"):
+        Protocol("p", dosed, mon, rules=[Rule("r", "X < 1", "move on", phase="a")])
+    unit = [Phase("a", 6.0, [Dose("A", 1.0, unit="mg/m2")]), phases[1]]
+    with pytest.raises(ProtocolError, match="in their state's unit"):
+        Protocol("p", unit, mon, rules=[Rule("r", "X < 1", "move on", phase="a")])
+    proto = Protocol("p", phases, mon, rules=[Rule("r", "Y < 1", "move on", phase="a")])
+    with pytest.raises(ProtocolError, match="rule 'r': condition 'Y < 1' does not fit"):
+        run_protocol(proto, killing)

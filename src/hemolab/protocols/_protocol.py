@@ -98,7 +98,8 @@ class Limit:
         return f"{lhs} {_FLIP[op]} {rhs}"
 
 
-RULE_ACTIONS = ("hold", "reduce", "stop")
+MOVE_ON = "move on"
+RULE_ACTIONS = ("hold", "reduce", "stop", MOVE_ON)
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,8 @@ class Rule:
     ``hold``: doses into ``cmt`` are skipped while the condition holds; ``reduce``: every
     later dose is multiplied by ``factor``, again at each new episode; ``stop``: no more
     doses. ``cmt``: the dosed state it acts on (``None``: every dosed state).
+    ``move on``: ``phase`` ends early, and every later phase starts from there (the
+    protocol's end stays where it was: after its last phase the patient is followed up).
     """
 
     name: str
@@ -115,6 +118,7 @@ class Rule:
     action: str
     cmt: str | None = None
     factor: float | None = None
+    phase: str | None = None
 
     def relation(self) -> tuple[str, str, str]:
         return Limit(self.name, self.when).relation()
@@ -213,11 +217,50 @@ class Protocol:
                     )
             elif rule.factor is not None:
                 raise ProtocolError(f"rule {rule.name!r}: factor applies to reduce only")
+            if rule.action == MOVE_ON:
+                self._check_move_on(rule)
+            elif rule.phase is not None:
+                raise ProtocolError(
+                    f"rule {rule.name!r}: phase applies to 'move on' only (a {rule.action} "
+                    "rule acts in every phase)"
+                )
             if rule.cmt is not None and rule.cmt not in dosed:
                 raise ProtocolError(
                     f"rule {rule.name!r}: {rule.cmt!r} receives no dose in this protocol "
                     f"(dosed: {', '.join(sorted(dosed)) or 'none'})"
                 )
+
+    def _check_move_on(self, rule: Rule) -> None:
+        where = f"rule {rule.name!r}"
+        names = [p.name for p in self.phases]
+        if rule.phase not in names:
+            raise ProtocolError(
+                f"{where}: 'move on' needs the phase it ends early (phase = one of "
+                f"{', '.join(repr(n) for n in names)}), got {rule.phase!r}"
+            )
+        if rule.cmt is not None:
+            raise ProtocolError(f"{where}: cmt applies to hold, reduce and stop only")
+        # later phases start when the rule acts: their times are relative, never absolute
+        starts, t = self.phase_starts(), 0.0
+        for p, t0 in zip(self.phases, starts, strict=True):
+            if p.start is not None and abs(t0 - t) > 1e-12 * max(1.0, t):
+                raise ProtocolError(
+                    f"{where}: phase {p.name!r} starts at a fixed time ({t0:g}); with a "
+                    "'move on' rule each phase follows the previous one (no start)"
+                )
+            t = t0 + p.duration
+            for d in p.doses:
+                if d.unit:
+                    raise ProtocolError(
+                        f"{where}: phase {p.name!r}: a dose into {d.cmt!r} in {d.unit!r}; "
+                        "with a 'move on' rule doses are in their state's unit"
+                    )
+                if d.duration > 0 and d.count > 1 and (d.every or 0.0) < d.duration:
+                    raise ProtocolError(
+                        f"{where}: phase {p.name!r}: infusions into {d.cmt!r} overlap "
+                        f"(every {d.every:g} < duration {d.duration:g}); with a 'move on' "
+                        "rule one dose line runs one infusion at a time"
+                    )
 
     def phase_starts(self) -> list[float]:
         starts: list[float] = []

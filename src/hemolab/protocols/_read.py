@@ -36,8 +36,9 @@ max_probability = 0.10
 [[rule]]
 name = "hold below 1.0"
 when = "ANC < 1.0"
-action = "hold"               # or "reduce" (with factor = 0.75), "stop"
+action = "hold"               # or "reduce" (with factor = 0.75), "stop", "move on"
 cmt = "A1"                    # optional: default every dosed state
+# phase = "cycle 1"           # "move on": the phase it ends early (later phases follow)
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ _HEAD = {"name", "model", "time_unit"}
 _PHASE = {"name", "duration", "start", "parameters", "dose"}
 _DOSE = {"cmt", "amount", "unit", "start", "every", "count", "duration"}
 _LIMIT = {"name", "when", "longer_than", "max_probability"}
-_RULE = {"name", "when", "action", "cmt", "factor"}
+_RULE = {"name", "when", "action", "cmt", "factor", "phase"}
 
 
 @dataclass(frozen=True)
@@ -336,7 +337,11 @@ def read_protocol(
                 lines.of("rule", "factor", nth=k), f"factor must be a number, got {factor!r}"
             )
         cmt = _text(rule, "cmt", lines.of("rule", "cmt", nth=k), fail) if "cmt" in rule else None
-        rules.append(Rule(rname, rwhen, action, cmt, None if factor is None else float(factor)))
+        rphase = None
+        if "phase" in rule:
+            rphase = _text(rule, "phase", lines.of("rule", "phase", nth=k), fail)
+        rfactor = None if factor is None else float(factor)
+        rules.append(Rule(rname, rwhen, action, cmt, rfactor, rphase))
 
     try:
         protocol = Protocol(

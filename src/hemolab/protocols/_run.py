@@ -13,7 +13,8 @@ import pandas as pd
 
 from hemolab._errors import HemolabError
 from hemolab.model import Model, Observable, Parameter
-from hemolab.protocols._protocol import Limit, Protocol, ProtocolError
+from hemolab.protocols._phases import phase_machine, uses_phase_machine
+from hemolab.protocols._protocol import MOVE_ON, Limit, Protocol, ProtocolError
 
 __all__ = ["LimitOutcome", "ProtocolResult", "limit_tracking", "rule_tracking", "run_protocol"]
 
@@ -97,6 +98,16 @@ class ProtocolResult:
         end = self.protocol.end
         return {c: self.protocol.total_amount(c) * per / end for c in cmts}
 
+    def _phases(self, ok: Any) -> list[dict[str, Any]]:
+        """The planned phases, with when they began over the patients who reached them."""
+        out = []
+        for row in self.protocol.phase_table():
+            began = np.asarray(self.patients.loc[ok, f"{row['name']} start"], dtype=np.float64)
+            out.append(
+                {**row, "started": _quantiles(began), "n_reached": int(np.isfinite(began).sum())}
+            )
+        return out
+
     def summary(self) -> dict[str, Any]:
         ok = self.patients["status"] == "ok"
         observables: dict[str, Any] = {}
@@ -117,7 +128,7 @@ class ProtocolResult:
             "n_patients": self.n,
             "seed": self.seed,
             "status": dict(self.status_counts),
-            "phases": self.protocol.phase_table(),
+            "phases": self._phases(ok),
             "limits": [o.to_json() for o in self.limits],
             "rules": list(self.rules),
             "safe": self.safe,
@@ -239,6 +250,8 @@ def rule_tracking(
         n = f"hl_rule{k}_n"
         extra_p.append(Parameter(n, 0.0))
         extra_o.append(Observable(n.upper(), n))
+        if rule.action == MOVE_ON:  # its trigger belongs to the phases (protocols/_phases.py)
+            continue
         for c in targets:
             if f"hl_scale_{c}" not in factors.setdefault(c, []):
                 factors[c].append(f"hl_scale_{c}")
@@ -358,7 +371,12 @@ def run_protocol(
     tracked, rule_triggers = _rules_or_error(tracked, protocol.rules, dosed)
     triggers = [*triggers, *rule_triggers]
     baseline = {name: model.parameter(name).value for p in protocol.phases for name in p.parameters}
-    events: pd.DataFrame | None = protocol.to_dataset(baseline)
+    n_phases = len(protocol.phases)
+    if uses_phase_machine(protocol):  # phase ends depend on the solution: triggers
+        tracked, phase_triggers, events = _phases_or_error(tracked, protocol, baseline)
+        triggers = [*triggers, *phase_triggers]
+    else:
+        events = protocol.to_dataset(baseline)
     if events is not None and events.empty:  # nothing given: from the initial state
         events = None
     grid = protocol.grid()
@@ -366,6 +384,8 @@ def run_protocol(
     n_tracked = len(protocol.limits) + len(ranges)
     track = [f"{_PREFIX}{k}_{s}".upper() for k in range(n_tracked) for s in _TRACK]
     track += [f"HL_RULE{k}_N" for k in range(len(protocol.rules))]
+    if uses_phase_machine(protocol):
+        track += [f"HL_BEGAN{k}" for k in range(n_phases)]
     if population is not None:
         from dataclasses import replace
 
@@ -461,10 +481,17 @@ def run_protocol(
         ok = np.asarray(table["status"] == "ok")
         rule_outcomes.append(
             {"name": rule.name, "when": rule.when, "action": rule.action, "cmt": rule.cmt,
-             "factor": rule.factor, "n_patients": int(ok.sum()),
+             "factor": rule.factor, "phase": rule.phase, "n_patients": int(ok.sum()),
              "n_acted": int(np.sum((acted > 0) & ok))}
         )  # fmt: skip
-    drop = [c for c in table.columns if c.startswith((_PREFIX.upper(), "HL_RULE"))]
+    phase_starts = protocol.phase_starts()
+    for k, ph in enumerate(protocol.phases):
+        if f"HL_BEGAN{k}_final" in table:
+            began = np.asarray(table[f"HL_BEGAN{k}_final"], dtype=np.float64)
+            table[f"{ph.name} start"] = np.where(began < 0, np.nan, began)
+        else:
+            table[f"{ph.name} start"] = phase_starts[k]
+    drop = [c for c in table.columns if c.startswith((_PREFIX.upper(), "HL_RULE", "HL_BEGAN"))]
     table = table.drop(columns=drop)
     return ProtocolResult(
         protocol=protocol,
@@ -503,13 +530,31 @@ def _tracking_or_error(model: Model, limits: Sequence[Limit]) -> tuple[Model, li
     return tracked, triggers
 
 
+def _phases_or_error(
+    model: Model, protocol: Protocol, baseline: Mapping[str, float]
+) -> tuple[Model, list[Any], pd.DataFrame]:
+    """The phase machine (:mod:`hemolab.protocols._phases`), each move-on condition checked
+    against the model before anything runs."""
+    from hemolab.events._trigger import parse_trigger
+
+    machine, triggers, rows = phase_machine(model, protocol, baseline)
+    for k, trig in enumerate(triggers):
+        try:
+            parse_trigger(trig, machine, k)
+        except HemolabError as exc:
+            rule = next((r for r in protocol.rules if trig.name == f"{r.name} moves on"), None)
+            what = f"rule {rule.name!r}: condition {rule.when!r}" if rule else trig.name
+            raise ProtocolError(f"{what} does not fit model {model.name!r}: {exc}") from None
+    return machine, triggers, rows
+
+
 def _rules_or_error(
     model: Model, rules: Sequence[Any], dosed: Sequence[str]
 ) -> tuple[Model, list[Any]]:
     from hemolab.events._trigger import parse_trigger
 
     ruled, triggers = rule_tracking(model, rules, dosed)
-    by_rule = [r for r in rules for _ in range(2 if r.action == "hold" else 1)]
+    by_rule = [r for r in rules for _ in range({"hold": 2, MOVE_ON: 0}.get(r.action, 1))]
     for k, trig in enumerate(triggers):
         try:
             parse_trigger(trig, ruled, k)

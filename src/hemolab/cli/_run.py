@@ -69,6 +69,14 @@ def run(
             help="NAME=VALUE for a {NAME} placeholder of a protocol template; repeatable.",
         ),
     ] = None,
+    blood_group: Annotated[
+        str | None,
+        typer.Option(
+            "--blood-group",
+            help="The patient's ABO/RhD group (e.g. A+) for --typical or --fit, when a "
+            "transfusion names its product's group.",
+        ),
+    ] = None,
 ) -> None:
     """Run PROTOCOL: its phases, doses and parameter settings over a virtual population.
 
@@ -129,7 +137,7 @@ def run(
             pop = Population(mdl, n=n, seed=s) if n is not None and s is not None else None
         options = {"population": population, "seed": seed, "typical": typical,
                    "rtol": rtol, "atol": atol, "values": list(values or []),
-                   "draws": draws}  # fmt: skip
+                   "draws": draws, "blood_group": blood_group}  # fmt: skip
         with (
             tempfile.TemporaryDirectory(prefix="hemolab-run-") as tmp,
             _recording(store, pf, model_spec, mdl, options, s, rtol, atol, fit) as exp,
@@ -144,6 +152,8 @@ def run(
                     progress=progress,
                     draws=None if now is None else now.draws,
                     initial_states=None if now is None else now.states,
+                    blood_groups=pf.blood_groups if pop is not None else None,
+                    blood_group=blood_group,
                 )
             target = out
             if target is None and exp is not None:  # the store keeps its own copy
@@ -257,10 +267,20 @@ def _print(summary: dict[str, Any], console: Any) -> None:
         f"[bold]{summary['protocol']}[/] on {summary['model']}: {summary['n_patients']} "
         f"patient(s), {summary['end']:g} {summary['time_unit']}"
     )
-    phases = Table("phase", "start", "end", "doses", title="phases")
+    phases = Table("phase", "start", "end", "doses", "started (median)", title="phases")
     for p in summary["phases"]:
-        phases.add_row(p["name"], f"{p['start']:g}", f"{p['end']:g}", str(p["n_doses"]))
+        began = p["started"]["median"]
+        phases.add_row(p["name"], f"{p['start']:g}", f"{p['end']:g}", str(p["n_doses"]),
+                       "-" if began is None else f"{began:.4g}")  # fmt: skip
     console.print(phases)
+    rej = summary.get("rejection")
+    if rej:
+        lo, hi = rej["interval_95"]
+        console.print(
+            f"rejection risk: {rej['n_incompatible']} of {rej['n_patients']} patient(s) given "
+            f"an incompatible unit (P = {rej['probability']:.3f}, 95 % {lo:.3f}-{hi:.3f}); "
+            f"{rej['n_haemolytic']} with ABO-incompatible red cells (haemolysis)"
+        )
     limits = Table(
         "limit", "P(broken)", "95 % interval", "allowed", "held", "from", "by", title="limits"
     )

@@ -10,8 +10,10 @@ from hemolab.protocols._protocol import (
     Protocol,
     ProtocolError,
     Rule,
+    Transfusion,
 )
 from hemolab.protocols._read import ProtocolFile, protocol_model, read_protocol
+from hemolab.protocols._rejection import BLOOD_GROUPS, US_BLOOD_GROUP_FREQUENCIES
 from hemolab.protocols._run import (
     LimitOutcome,
     ProtocolResult,
@@ -21,6 +23,8 @@ from hemolab.protocols._run import (
 )
 
 __all__ = [
+    "BLOOD_GROUPS",
+    "US_BLOOD_GROUP_FREQUENCIES",
     "Dose",
     "Limit",
     "LimitOutcome",
@@ -32,6 +36,7 @@ __all__ = [
     "ProtocolFile",
     "ProtocolResult",
     "Rule",
+    "Transfusion",
     "limit_tracking",
     "patient_now",
     "protocol_model",

@@ -19,7 +19,21 @@ import pandas as pd
 
 from hemolab._errors import HemolabError
 
-__all__ = ["Dose", "Limit", "Monitoring", "Phase", "Protocol", "ProtocolError", "Rule"]
+__all__ = [
+    "REJECTION",
+    "Dose",
+    "Limit",
+    "Monitoring",
+    "Phase",
+    "Protocol",
+    "ProtocolError",
+    "Rule",
+    "Transfusion",
+]
+
+REJECTION = "rejection"
+"""A limit's ``when`` for the risk of rejection: an incompatible blood product given."""
+_PRODUCTS = ("RBC", "WB", "PLT_APH", "PLT_POOL", "PLASMA")
 
 _REL = re.compile(r"^(?P<lhs>[^<>=]+?)\s*(?P<op><=|>=|<|>)\s*(?P<rhs>[^<>=]+)$")
 _FLIP = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}
@@ -49,6 +63,26 @@ class Dose:
 
 
 @dataclass(frozen=True)
+class Transfusion:
+    """``count`` transfusions of ``units`` of ``product`` (RBC, WB, PLT_APH, PLT_POOL,
+    PLASMA) every ``every`` from ``start`` (from the phase's start, in the model's time
+    unit), each over ``duration`` (None: 2 h). ``group``: the product's ABO/RhD group
+    (``"O-"``, ``"A+"``); None: matched to each patient (crossmatched, no rejection risk)."""
+
+    product: str
+    units: int = 1
+    start: float = 0.0
+    every: float | None = None
+    count: int = 1
+    duration: float | None = None
+    group: str | None = None
+
+    def times(self) -> np.ndarray:
+        step = self.every or 0.0
+        return self.start + step * np.arange(self.count, dtype=np.float64)
+
+
+@dataclass(frozen=True)
 class Phase:
     """One phase: ``duration`` long, its doses, and parameters held at other values while it
     lasts (restored to the baseline when it ends). ``start``: the phase's absolute start,
@@ -59,6 +93,7 @@ class Phase:
     doses: Sequence[Dose] = ()
     parameters: Mapping[str, float] = field(default_factory=dict)
     start: float | None = None
+    transfusions: Sequence[Transfusion] = ()
 
 
 @dataclass(frozen=True)
@@ -82,6 +117,11 @@ class Limit:
     when: str
     longer_than: float | None = None
     max_probability: float = 0.0
+
+    @property
+    def is_rejection(self) -> bool:
+        """The limit is on the risk of rejection (``when = "rejection"``), not a condition."""
+        return self.when.strip().lower() == REJECTION
 
     def relation(self) -> tuple[str, str, str]:
         """``(lhs, op, rhs)`` of the condition."""
@@ -162,6 +202,8 @@ class Protocol:
                     )
             for d in p.doses:
                 _check_dose(p, d)
+            for tr in p.transfusions:
+                _check_transfusion(p, tr)
         if not (math.isfinite(self.monitoring.every) and self.monitoring.every > 0):
             raise ProtocolError(f"monitoring every must be > 0, got {self.monitoring.every}")
         if not self.monitoring.observables:
@@ -180,7 +222,13 @@ class Protocol:
                 )
         lnames = [lim.name for lim in self.limits]
         for lim in self.limits:
-            lim.relation()
+            if lim.is_rejection:
+                if lim.longer_than is not None:
+                    raise ProtocolError(
+                        f"limit {lim.name!r}: a rejection limit has no duration (longer_than)"
+                    )
+            else:
+                lim.relation()
             if lnames.count(lim.name) > 1:
                 raise ProtocolError(f"limit name {lim.name!r} is used twice")
             if not 0.0 <= lim.max_probability <= 1.0:
@@ -249,6 +297,11 @@ class Protocol:
                     "'move on' rule each phase follows the previous one (no start)"
                 )
             t = t0 + p.duration
+            if p.transfusions:
+                raise ProtocolError(
+                    f"{where}: phase {p.name!r} has transfusions; with a 'move on' rule "
+                    "phases hold doses only (transfusions keep fixed times)"
+                )
             for d in p.doses:
                 if d.unit:
                     raise ProtocolError(
@@ -332,6 +385,13 @@ class Protocol:
                 if d.unit:
                     row["AMT_UNIT"] = d.unit
                 rows.append(row)
+            for tr in p.transfusions:
+                for t in tr.times():
+                    row = {"ID": 1, "TIME": t0 + float(t), "EVID": 2, "EVENT": "transfusion",
+                           "PRODUCT": tr.product, "UNITS": tr.units}  # fmt: skip
+                    if tr.duration is not None:
+                        row["DUR"] = tr.duration
+                    rows.append(row)
         # a restore and the next phase's setting at the same time apply in this order
         frame = pd.DataFrame(rows, columns=None if rows else ["ID", "TIME", "EVID", "AMT", "CMT"])
         return frame.sort_values("TIME", kind="stable").reset_index(drop=True)
@@ -343,6 +403,39 @@ def _param_row(t: float, name: str, value: float) -> dict[str, object]:
 
 def _n_doses(p: Phase) -> int:
     return int(sum(d.count for d in p.doses))
+
+
+def _check_transfusion(p: Phase, tr: Transfusion) -> None:
+    from hemolab.events._abo import BloodGroup
+
+    where = f"phase {p.name!r}: transfusion of {tr.product!r}"
+    if tr.product not in _PRODUCTS:
+        raise ProtocolError(f"{where}: product must be one of {', '.join(_PRODUCTS)}")
+    if isinstance(tr.units, bool) or not isinstance(tr.units, int) or tr.units < 1:
+        raise ProtocolError(f"{where}: units must be a whole number >= 1, got {tr.units!r}")
+    if tr.count < 1:
+        raise ProtocolError(f"{where}: count must be >= 1, got {tr.count}")
+    if tr.count > 1 and not (tr.every is not None and tr.every > 0):
+        raise ProtocolError(f"{where}: {tr.count} transfusions need every > 0 (the interval)")
+    if tr.duration is not None and not (math.isfinite(tr.duration) and tr.duration > 0):
+        raise ProtocolError(f"{where}: duration must be > 0, got {tr.duration}")
+    if tr.start < 0 or not math.isfinite(tr.start):
+        raise ProtocolError(f"{where}: start must be >= 0 (from the phase's start)")
+    last = float(tr.times()[-1])
+    if last >= p.duration - 1e-12 * max(1.0, p.duration):
+        raise ProtocolError(
+            f"{where}: the last one begins at {last:g} from the phase's start, at or after "
+            f"the phase ends ({p.duration:g})"
+        )
+    if tr.group is not None:
+        try:
+            group = BloodGroup.parse(tr.group)
+        except HemolabError as exc:
+            raise ProtocolError(f"{where}: {exc}") from None
+        if group.rhd_positive is None:
+            raise ProtocolError(
+                f"{where}: group {tr.group!r} needs its RhD ('{group.abo}+' or '{group.abo}-')"
+            )
 
 
 def _check_dose(p: Phase, d: Dose) -> None:

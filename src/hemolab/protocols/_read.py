@@ -8,6 +8,7 @@ time_unit = "d"               # of bare numbers below (default: the model's)
 [population]                  # optional: a virtual population of the model
 n = 200
 seed = 7
+# blood_groups = { "O+" = 0.374, ... }   # ABO/RhD shares (default: the US population's)
 
 [monitoring]
 observables = ["ANC"]
@@ -27,9 +28,15 @@ every = "7d"                  # with count > 1
 count = 1
 duration = "1h"               # optional: an infusion
 
+[[phase.transfusion]]         # optional: blood products (the model needs a BloodSpec)
+product = "RBC"               # RBC, WB, PLT_APH, PLT_POOL, PLASMA
+units = 2
+start = "1d"                  # also every, count, duration (default 2 h)
+group = "O-"                  # the product's group; absent: matched to each patient
+
 [[limit]]
 name = "grade-4 neutropenia > 7 d"
-when = "ANC < 0.5"
+when = "ANC < 0.5"            # or "rejection": an incompatible product given
 longer_than = "7d"            # absent: the condition must never hold
 max_probability = 0.10
 
@@ -64,13 +71,15 @@ from hemolab.protocols._protocol import (
     Protocol,
     ProtocolError,
     Rule,
+    Transfusion,
 )
 
 __all__ = ["ProtocolFile", "placeholders", "protocol_model", "read_protocol"]
 
 _TABLES = {"protocol", "population", "monitoring", "phase", "limit", "rule"}
 _HEAD = {"name", "model", "time_unit"}
-_PHASE = {"name", "duration", "start", "parameters", "dose"}
+_PHASE = {"name", "duration", "start", "parameters", "dose", "transfusion"}
+_TRANSFUSION = {"product", "units", "start", "every", "count", "duration", "group"}
 _DOSE = {"cmt", "amount", "unit", "start", "every", "count", "duration"}
 _LIMIT = {"name", "when", "longer_than", "max_probability"}
 _RULE = {"name", "when", "action", "cmt", "factor", "phase"}
@@ -85,6 +94,7 @@ class ProtocolFile:
     population_n: int | None
     population_seed: int | None
     path: Path
+    blood_groups: Mapping[str, float] | None = None  # the population's ABO/RhD shares
 
 
 def protocol_model(path: str | os.PathLike[str]) -> str:
@@ -178,7 +188,18 @@ def read_protocol(
         return x * time_factor(bare_unit, time_unit)
 
     pop = _table(doc, "population", lines, fail)
-    _only(pop, {"n", "seed"}, "population", lines.of("population"), lines, fail)
+    _only(pop, {"n", "seed", "blood_groups"}, "population", lines.of("population"), lines, fail)
+    shares = pop.get("blood_groups")
+    if shares is not None:
+        from hemolab.protocols._rejection import frequencies
+
+        if not isinstance(shares, dict):
+            msg = 'blood_groups must be a table of shares, e.g. { "O+" = 0.38, "A+" = 0.34 }'
+            raise fail(lines.of("population", "blood_groups"), msg)
+        try:
+            frequencies(shares)
+        except ProtocolError as exc:
+            raise fail(lines.of("population", "blood_groups"), str(exc)) from None
     n = _integer(pop, "n", lines.of("population", "n"), fail, minimum=1)
     seed = _integer(pop, "seed", lines.of("population", "seed"), fail, minimum=0)
     if (n is None) != (seed is None):
@@ -216,7 +237,7 @@ def read_protocol(
     if not isinstance(raw_phases, list) or not raw_phases:
         raise fail(str(p), "no [[phase]] tables: a protocol has at least one phase")
     phases: list[Phase] = []
-    dose_k = 0
+    dose_k = tr_k = 0
     for k, ph in enumerate(raw_phases):
         where = lines.of("phase", nth=k)
         if not isinstance(ph, dict):
@@ -278,6 +299,41 @@ def read_protocol(
                     unit=_text(d, "unit", at("unit"), fail) if "unit" in d else None,
                 )
             )
+        transfusions: list[Transfusion] = []
+        raw_tr = ph.get("transfusion", [])
+        if not isinstance(raw_tr, list):
+            raise fail(where, f"phase {pname!r}: transfusions are [[phase.transfusion]] tables")
+        for tr in raw_tr:
+
+            def tat(key: str, _n: int = tr_k) -> str:
+                return lines.of("phase.transfusion", key, nth=_n)
+
+            twhere = lines.of("phase.transfusion", nth=tr_k)
+            tr_k += 1
+            if not isinstance(tr, dict):
+                raise fail(twhere, "each [[phase.transfusion]] must be a table")
+            extra = sorted(set(tr) - _TRANSFUSION)
+            if extra:
+                raise fail(
+                    tat(extra[0]),
+                    f"phase {pname!r}: unknown transfusion field {extra[0]!r} "
+                    f"(expected: {', '.join(sorted(_TRANSFUSION))})",
+                )
+            transfusions.append(
+                Transfusion(
+                    product=_text(tr, "product", tat("product"), fail).upper(),
+                    units=_integer(tr, "units", tat("units"), fail, minimum=1) or 1,
+                    start=duration(tr.get("start", 0), tat("start"), "start"),
+                    every=duration(tr["every"], tat("every"), "every") if "every" in tr else None,
+                    count=_integer(tr, "count", tat("count"), fail, minimum=1) or 1,
+                    duration=(
+                        duration(tr["duration"], tat("duration"), "duration")
+                        if "duration" in tr
+                        else None
+                    ),
+                    group=_text(tr, "group", tat("group"), fail) if "group" in tr else None,
+                )
+            )
         phases.append(
             Phase(
                 pname,
@@ -285,6 +341,7 @@ def read_protocol(
                 tuple(doses),
                 {str(a): float(b) for a, b in params.items()},
                 start,
+                tuple(transfusions),
             )
         )
 
@@ -354,7 +411,7 @@ def read_protocol(
         )
     except ProtocolError as exc:
         raise fail(_blame(lines, raw_phases, raw_limits, raw_rules, str(exc)), str(exc)) from None
-    return ProtocolFile(protocol, model_path, n, seed, p)
+    return ProtocolFile(protocol, model_path, n, seed, p, shares)
 
 
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")

@@ -15,6 +15,14 @@ from hemolab._errors import HemolabError
 from hemolab.model import Model, Observable, Parameter
 from hemolab.protocols._phases import phase_machine, uses_phase_machine
 from hemolab.protocols._protocol import MOVE_ON, Limit, Protocol, ProtocolError
+from hemolab.protocols._rejection import (
+    BLOOD_GROUPS,
+    COVARIATE,
+    blood_group_code,
+    frequencies,
+    rejection_model,
+    uses_blood_groups,
+)
 
 __all__ = ["LimitOutcome", "ProtocolResult", "limit_tracking", "rule_tracking", "run_protocol"]
 
@@ -82,6 +90,7 @@ class ProtocolResult:
     seed: int | None
     population: Any = None  # the PopulationResult (bands, long result file) when one ran
     rules: tuple[dict[str, Any], ...] = ()  # per rule: how many patients it acted on
+    rejection: dict[str, Any] | None = None  # products of a stated group: the risk
 
     @property
     def n(self) -> int:
@@ -131,6 +140,7 @@ class ProtocolResult:
             "phases": self._phases(ok),
             "limits": [o.to_json() for o in self.limits],
             "rules": list(self.rules),
+            **({"rejection": self.rejection} if self.rejection is not None else {}),
             "safe": self.safe,
             "observables": observables,
             "total_amount": {
@@ -152,7 +162,7 @@ def _normal_conditions(protocol: Protocol) -> list[Limit]:
 def _normal_outcomes(protocol: Protocol, table: pd.DataFrame, end: float) -> None:
     """Per patient and normal range: the time in range, and the recovery (from the first fall
     below the range to the last return into it; 0 if never below, NaN if still below)."""
-    base = len(protocol.limits)
+    base = sum(not lim.is_rejection for lim in protocol.limits)
     for j, obs in enumerate(protocol.monitoring.normal):
         below, above = (
             {s: np.asarray(table[f"{_PREFIX.upper()}{k}_{s}_final"], dtype=np.float64)
@@ -336,6 +346,8 @@ def run_protocol(
     out: Any = None,
     draws: Mapping[str, Any] | None = None,
     initial_states: Mapping[str, Any] | None = None,
+    blood_groups: Mapping[str, float] | None = None,
+    blood_group: str | None = None,
 ) -> ProtocolResult:
     """Simulate ``protocol`` for every patient of ``population`` (a
     :class:`~hemolab.Population` of ``model``), for given parameter sets ``draws`` (e.g. the
@@ -347,6 +359,12 @@ def run_protocol(
     ``initial_states`` (``state → value or (N,)``, with ``draws`` or the typical patient)
     start the protocol from a given state, e.g. a calibrated patient's at their last
     observation (:func:`~hemolab.protocols.patient_now`).
+
+    Transfusions that name their product's group give each patient a blood group: drawn
+    from ``blood_groups`` (``"A+" → share``; default the US population's) over a population,
+    else ``blood_group`` (the typical patient's or the calibrated patient's); the risk of
+    rejection is then an outcome (``summary()["rejection"]``, a ``when = "rejection"``
+    limit), and ABO-incompatible red cells are destroyed (:mod:`._rejection`).
     """
     from hemolab.compile import model_hash
 
@@ -365,8 +383,11 @@ def run_protocol(
             f"the population is of model {population.model.name!r}, not {model.name!r}"
         )
     _check_against_model(protocol, model, population)
+    grouped = uses_blood_groups(protocol)
+    group_values = _blood_group_values(protocol, population, blood_groups, blood_group)
     ranges = _normal_conditions(protocol)
-    tracked, triggers = _tracking_or_error(model, [*protocol.limits, *ranges])
+    conditions = [lim for lim in protocol.limits if not lim.is_rejection]
+    tracked, triggers = _tracking_or_error(model, [*conditions, *ranges])
     dosed = sorted({d.cmt for p in protocol.phases for d in p.doses})
     tracked, rule_triggers = _rules_or_error(tracked, protocol.rules, dosed)
     triggers = [*triggers, *rule_triggers]
@@ -377,21 +398,35 @@ def run_protocol(
         triggers = [*triggers, *phase_triggers]
     else:
         events = protocol.to_dataset(baseline)
+    if grouped:
+        tracked, lysis_rows = rejection_model(tracked, protocol)
+        events = pd.concat([events, lysis_rows], ignore_index=True).sort_values(
+            "TIME", kind="stable"
+        )
     if events is not None and events.empty:  # nothing given: from the initial state
         events = None
     grid = protocol.grid()
     monitored = list(protocol.monitoring.observables)
-    n_tracked = len(protocol.limits) + len(ranges)
+    n_tracked = len(conditions) + len(ranges)
     track = [f"{_PREFIX}{k}_{s}".upper() for k in range(n_tracked) for s in _TRACK]
     track += [f"HL_RULE{k}_N" for k in range(len(protocol.rules))]
     if uses_phase_machine(protocol):
         track += [f"HL_BEGAN{k}" for k in range(n_phases)]
+    n_lines = sum(len(p.transfusions) for p in protocol.phases) if grouped else 0
+    track += [f"HL_{w}{j}" for j in range(n_lines) for w in ("INC", "HAEM")]
+    if grouped:
+        track.append("HL_BLOOD_GROUP")
+        tracked = tracked.replace(
+            observables=(*tracked.observables, Observable("HL_BLOOD_GROUP", COVARIATE))
+        )
     if population is not None:
         from dataclasses import replace
 
         from hemolab.population import simulate_population
 
         pop = replace(population, model=tracked)
+        if grouped:
+            pop = replace(pop, covariates={**pop.covariates, COVARIATE: group_values})
         res = simulate_population(
             pop,
             events,
@@ -428,7 +463,7 @@ def run_protocol(
             triggers=triggers,
             rtol=rtol,
             atol=atol,
-            params=dict(draws) if draws is not None else None,
+            params=_params(draws, group_values),
             initial_states=initial_states,
         )
         data = {"patient_id": list(r.patient_ids), "status": list(r.status_labels)}
@@ -445,7 +480,14 @@ def run_protocol(
         seed, pop_result = None, None
     outcomes = []
     end = protocol.end
-    for k, lim in enumerate(protocol.limits):
+    rejection = _rejection_outcomes(protocol, table) if grouped else None
+    k = -1
+    for lim in protocol.limits:
+        if lim.is_rejection:
+            assert rejection is not None  # checked: a rejection limit needs grouped units
+            outcomes.append(_rejection_limit(lim, table, rejection))
+            continue
+        k += 1
         key = f"{_PREFIX.upper()}{k}_"
         col = {s: np.asarray(table[f"{key}{s}_final"], dtype=np.float64) for s in _COLS}
         # an episode still open at the end counts to the end
@@ -491,7 +533,7 @@ def run_protocol(
             table[f"{ph.name} start"] = np.where(began < 0, np.nan, began)
         else:
             table[f"{ph.name} start"] = phase_starts[k]
-    drop = [c for c in table.columns if c.startswith((_PREFIX.upper(), "HL_RULE", "HL_BEGAN"))]
+    drop = [c for c in table.columns if c.startswith((_PREFIX.upper(), "HL_"))]
     table = table.drop(columns=drop)
     return ProtocolResult(
         protocol=protocol,
@@ -504,6 +546,7 @@ def run_protocol(
         seed=seed,
         population=pop_result,
         rules=tuple(rule_outcomes),
+        rejection=rejection,
     )
 
 
@@ -528,6 +571,110 @@ def _tracking_or_error(model: Model, limits: Sequence[Limit]) -> tuple[Model, li
                 f"{model.name!r}: {exc}"
             ) from None
     return tracked, triggers
+
+
+def _blood_group_values(
+    protocol: Protocol,
+    population: Any,
+    shares: Mapping[str, float] | None,
+    group: str | None,
+) -> Any:
+    """Each patient's blood group (the covariate's value or distribution), checked."""
+    from hemolab.population import Categorical
+
+    grouped = uses_blood_groups(protocol)
+    for lim in protocol.limits:
+        if lim.is_rejection and not grouped:
+            raise ProtocolError(
+                f"limit {lim.name!r}: no transfusion names its product's group (group = "
+                "'O-'), so no patient can reject one"
+            )
+    if not grouped:
+        if shares is not None or group is not None:
+            raise ProtocolError("blood groups given, but no transfusion names its product's group")
+        return None
+    if population is not None:
+        if group is not None:
+            raise HemolabError("a population draws its blood groups: give blood_groups")
+        p = frequencies(shares)
+        return Categorical(tuple(float(c) for c in range(len(BLOOD_GROUPS))), tuple(p))
+    if shares is not None:
+        raise HemolabError("blood_groups (shares) are for a population: give blood_group")
+    if group is None:
+        raise ProtocolError(
+            "a transfusion names its product's group: give the patient's blood_group "
+            "(e.g. 'A+'), or run over a population"
+        )
+    try:
+        return float(blood_group_code(group))
+    except HemolabError as exc:
+        raise ProtocolError(str(exc)) from None
+
+
+def _params(draws: Mapping[str, Any] | None, group: Any) -> dict[str, Any] | None:
+    """The parameter sets of a run without a population, with the patient's blood group."""
+    if group is None:
+        return dict(draws) if draws is not None else None
+    return {**(draws or {}), COVARIATE: group}
+
+
+def _rejection_outcomes(protocol: Protocol, table: pd.DataFrame) -> dict[str, Any]:
+    """Per patient (columns added to ``table``) and over the population: incompatible units
+    given, those destroyed (ABO-incompatible red cells), and each patient's blood group."""
+    from hemolab.protocols._rejection import _lines
+
+    lines = _lines(protocol)
+    n = len(table)
+    incompatible, haemolysed = np.zeros(n), np.zeros(n)
+    first = np.full(n, np.inf)
+    for j, (t0, tr) in enumerate(lines):
+        inc = np.asarray(table[f"HL_INC{j}_final"], dtype=np.float64) > 0.5
+        haem = np.asarray(table[f"HL_HAEM{j}_final"], dtype=np.float64) > 0.5
+        incompatible += inc * tr.units * tr.count
+        haemolysed += haem * tr.units * tr.count
+        first = np.where(inc, np.minimum(first, t0 + tr.start), first)
+    code = np.asarray(table["HL_BLOOD_GROUP_final"], dtype=np.float64)
+    groups = [BLOOD_GROUPS[round(c)] if np.isfinite(c) else "" for c in code]
+    table["blood group"] = groups
+    table["incompatible units"] = incompatible.astype(np.int64)
+    table["haemolysed units"] = haemolysed.astype(np.int64)
+    table["first incompatible"] = np.where(np.isfinite(first), first, np.nan)
+    ok = np.asarray(table["status"] == "ok")
+    k, k_haem, m = (
+        int(np.sum((incompatible > 0) & ok)),
+        int(np.sum((haemolysed > 0) & ok)),
+        int(ok.sum()),
+    )
+    lo, hi = _wilson(k, m)
+    return {
+        "n_patients": m,
+        "n_incompatible": k,
+        "probability": _num(k / m) if m else None,
+        "interval_95": [_num(lo), _num(hi)],
+        "n_haemolytic": k_haem,
+        "haemolytic_probability": _num(k_haem / m) if m else None,
+        "blood_groups": {g: int(sum(1 for x, o in zip(groups, ok, strict=True) if o and x == g))
+                         for g in BLOOD_GROUPS},
+    }  # fmt: skip
+
+
+def _rejection_limit(lim: Limit, table: pd.DataFrame, rejection: dict[str, Any]) -> LimitOutcome:
+    """A ``when = "rejection"`` limit: broken by every patient given an incompatible unit;
+    when first, and by how many units."""
+    units = np.asarray(table["incompatible units"], dtype=np.float64)
+    ok = np.asarray(table["status"] == "ok")
+    bad = (units > 0) & ok
+    table[f"{lim.name} violated"] = units > 0
+    table[f"{lim.name} first"] = table["first incompatible"]
+    table[f"{lim.name} exceeded by"] = np.where(units > 0, units, np.nan)
+    first = np.asarray(table["first incompatible"], dtype=np.float64)
+    return LimitOutcome(
+        lim,
+        int(rejection["n_patients"]),
+        int(np.sum(bad)),
+        broken_from=float(np.median(first[bad])) if bad.any() else math.nan,
+        exceeded_by=float(np.median(units[bad])) if bad.any() else math.nan,
+    )
 
 
 def _phases_or_error(

@@ -272,6 +272,7 @@ def run_protocol_search(
                 atol=atol,
                 draws=None if draws is None else draws.draws,
                 initial_states=None if draws is None else draws.states,
+                blood_groups=proto.blood_groups if population is not None else None,
             )
             metric = search.objective.value(res)
             values[i] = search.objective.to_minimise(metric)

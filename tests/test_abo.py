@@ -8,7 +8,7 @@ import itertools
 import pytest
 
 from hemolab._errors import HemolabError
-from hemolab.events._abo import BloodGroup, compatibility
+from hemolab.events._abo import BloodGroup, compatibility, destroys_red_cells
 
 # MODELS.md §7d, written out as the published chart gives it (recipient -> donors)
 RED_CELLS = {"O": {"O"}, "A": {"A", "O"}, "B": {"B", "O"}, "AB": {"AB", "A", "B", "O"}}
@@ -29,6 +29,13 @@ def test_the_8x8_red_cell_and_plasma_tables_match_the_chart(
     assert wb.ok == (donor.abo == recipient.abo and rh_ok)
     if not rbc.ok:
         assert "MODELS.md §7d" in rbc.reason and str(recipient) in rbc.reason
+    # an acute haemolytic reaction: ABO-incompatible red cells only (not RhD, not plasma)
+    assert destroys_red_cells("RBC", donor, recipient) == (
+        donor.abo not in RED_CELLS[recipient.abo]
+    )
+    assert destroys_red_cells("WB", donor, recipient) == (donor.abo != recipient.abo)
+    for product in ("PLASMA", "PLT_APH", "PLT_POOL"):
+        assert not destroys_red_cells(product, donor, recipient)
 
 
 def test_universal_donors_and_recipients() -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from hemolab._errors import HemolabError
 
-__all__ = ["ABO_GROUPS", "BloodGroup", "Compatibility", "compatibility"]
+__all__ = ["ABO_GROUPS", "BloodGroup", "Compatibility", "compatibility", "destroys_red_cells"]
 
 ABO_GROUPS = ("O", "A", "B", "AB")
 _ANTIGENS = {"O": frozenset(), "A": frozenset("A"), "B": frozenset("B"), "AB": frozenset("AB")}
@@ -124,6 +124,18 @@ def compatibility(
             "unit gives a smaller increment)",
         )
     return Compatibility(True)
+
+
+def destroys_red_cells(product: str, donor: BloodGroup, recipient: BloodGroup) -> bool:
+    """Whether the unit's red cells meet the recipient's anti-A/anti-B (an acute haemolytic
+    reaction): ABO-incompatible red cells (RBC, WB). An RhD mismatch immunises (a later
+    exposure is the danger) and a plasma mismatch carries no red cells: neither destroys the
+    unit's cells at once, so neither counts here."""
+    if product.upper() not in _RED_CELL_PRODUCTS:
+        return False
+    return not _red_cells_ok(donor.abo, recipient.abo) or (
+        product.upper() == "WB" and donor.abo != recipient.abo
+    )
 
 
 def _red_cell_donors(recipient: str) -> str:

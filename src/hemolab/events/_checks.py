@@ -767,7 +767,7 @@ class _RowReader:
         """The product's group against the patient's (MODELS.md §7d): an incompatible unit
         is an issue (accepted with a warning under ``allow_incompatible``: then True); a
         permitted but not preferred one, or an unknown patient group, warns."""
-        from hemolab.events._abo import BloodGroup, compatibility
+        from hemolab.events._abo import BloodGroup, compatibility, destroys_red_cells
 
         c = self.c
         raw = c.raw(i, "ID")
@@ -786,11 +786,17 @@ class _RowReader:
         )
         if not verdict.ok:
             if c.allow_incompatible:
+                if destroys_red_cells(product, donor, group):
+                    warn(
+                        f"{c.file} row {i + 1}: incompatible unit accepted to be modelled "
+                        f"(haemolysis): {verdict.reason}"
+                    )
+                    return True
                 warn(
-                    f"{c.file} row {i + 1}: incompatible unit accepted to be modelled "
-                    f"(haemolysis): {verdict.reason}"
+                    f"{c.file} row {i + 1}: incompatible unit accepted: {verdict.reason}; "
+                    "its red cells are not destroyed (only ABO-incompatible red cells are)"
                 )
-                return True
+                return False
             c.issue(
                 i + 1,
                 "ABO",

@@ -369,7 +369,8 @@ def read_protocol(
             )
         limit = Limit(lname, when, longer, float(mp))
         try:
-            limit.relation()
+            if not limit.is_rejection:
+                limit.relation()
         except ProtocolError as exc:
             raise fail(lines.of("limit", "when", nth=k), str(exc)) from None
         limits.append(limit)

@@ -105,7 +105,7 @@ def _lines(protocol: Protocol) -> list[tuple[float, Transfusion]]:
 def incompatible_groups(tr: Transfusion) -> tuple[list[int], list[int]]:
     """The recipient groups (codes) a unit of ``tr`` is incompatible with, and those among
     them whose incompatibility destroys its red cells (ABO, RBC or WB)."""
-    from hemolab.events._abo import BloodGroup, compatibility
+    from hemolab.events._abo import BloodGroup, compatibility, destroys_red_cells
 
     if tr.group is None:
         return [], []
@@ -115,8 +115,7 @@ def incompatible_groups(tr: Transfusion) -> tuple[list[int], list[int]]:
         recipient = BloodGroup.parse(text)
         if not compatibility(tr.product, donor, recipient).ok:
             any_.append(code)
-            same_rh = BloodGroup(donor.abo, recipient.rhd_positive)
-            if tr.product in ("RBC", "WB") and not compatibility(tr.product, same_rh, recipient).ok:
+            if destroys_red_cells(tr.product, donor, recipient):
                 haem.append(code)
     return any_, haem
 

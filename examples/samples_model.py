@@ -43,11 +43,11 @@ def model() -> hl.Model:
             hl.State("ESA", "-kesa*ESA", initial=0.0, unit="ug"),
         ],
         parameters=[
-            hl.Parameter("Circ0", 5.05, unit="10*9/L"),
+            hl.Parameter("Circ0", 5.05, unit="10*9/L", bounds=(0.0, math.inf)),
             hl.Parameter("MTT", 84.1 / HOURS, unit="d"),
             hl.Parameter("gam", 0.161),
             hl.Parameter("Hb0", 14.0, unit="g/dL"),
-            hl.Parameter("Lrbc", 120.0, unit="d"),
+            hl.Parameter("Lrbc", 120.0, unit="d", bounds=(0.0, math.inf)),
             hl.Parameter("Fprod", 1.0, description="red-cell production, fraction of normal"),
             hl.Parameter("MCHC", 0.33, unit="g/mL"),
             hl.Parameter("BVkg", 70.0, unit="mL/kg"),
@@ -81,6 +81,10 @@ def model() -> hl.Model:
         ),
         description="Illustrative (hemolab's own composition): circulating white and red "
         "cells, plasma volume and an ESA-like drug, for the sample-mixing demo.",
+        # between-patient variability for virtual populations of these samples (assumption:
+        # 20 % CV in the white-cell baseline and in the red-cell lifespan)
+        variability=hl.Variability(("Circ0", "Lrbc"), ((0.04, 0.0), (0.0, 0.04)),
+                                   source="assumption (illustrative)"),
     )
     wbc = hl.Disease(
         "wbc_destruction",

@@ -302,13 +302,20 @@ def _check_interventions(iv: dict, out: Path) -> None:
         exposure["probability"] == 1.0 and 0 < exposure["broken_from"] < 1.0
     )  # in the 1-h infusion
     assert exposure["exceeded_by"] > 0
+    pos, neg = iv["rejection"]["O+"]["rejection"], iv["rejection"]["O-"]["rejection"]
+    # O+ cells: every D-negative patient (about 15 %) at risk, none haemolysed; O-: nobody
+    assert pos["n_incompatible"] == sum(pos["blood_groups"][g] for g in ("O-", "A-", "B-", "AB-"))
+    assert 0.08 < pos["probability"] < 0.25 and pos["n_haemolytic"] == 0
+    assert neg["n_incompatible"] == 0 and neg["n_patients"] == 200
+    assert iv["rejection"]["O+"]["limits"][0]["met"] is False
     se, ch = iv["search"], iv["chosen"]
     assert se["n_patients"] == 1000 and se["n_feasible"] >= 1 and se["best"] is not None
     assert ch["safe"] and [p["name"] for p in ch["phases"]] == ["conscious", "deep sedation",
                                                                 "follow-up"]  # fmt: skip
     assert [p["end"] for p in ch["phases"]][:2] == [48.0, 120.0]  # two days, then three
     kinds = [e["kind"] for e in iv["experiments"]]
-    assert kinds == ["simulate", "simulate", "protocol", "search", "protocol"]
+    assert kinds == ["simulate", "simulate", "protocol", "protocol", "protocol", "search",
+                     "protocol"]  # fmt: skip
     assert {e["status"] for e in iv["experiments"]} == {"complete"}
     ids = {e["id"] for e in iv["experiments"]}
     assert {samples["treated"]["experiment"], tp["experiment"], se["experiment"],
@@ -325,7 +332,8 @@ def _check_interventions(iv: dict, out: Path) -> None:
     text = " ".join(buf.getvalue().split())
     assert "Do the diseases cancel? Day 120: both within 12-17.5 g/dL" in text
     assert "Cdoc > 6 umol/L: P = 1.00 (allowed 0.00) BROKEN, first at" in text
-    assert text.count("complete") == 5
+    assert "Rejection risk, Sample D's anaemia, two emergency units of group O+" in text
+    assert text.count("complete") == 7
 
 
 @pytest.mark.slow

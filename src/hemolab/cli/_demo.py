@@ -409,6 +409,16 @@ def _print_interventions(console: Console, iv: dict[str, Any]) -> None:
             f"  {lim['name']}: P = {lim['probability']:.2f} (allowed "
             f"{lim['max_probability']:.2f}) {state}{extra}"
         )
+    for arm in iv["rejection"].values():
+        rej = arm["rejection"]
+        lo, hi = rej["interval_95"]
+        console.print(
+            f"Rejection risk, {arm['protocol']} ({arm['n_patients']} virtual patients): "
+            f"{rej['n_incompatible']} given an incompatible unit (P = {rej['probability']:.3f}, "
+            f"95 % {lo:.3f}-{hi:.3f}), {rej['n_haemolytic']} with ABO-incompatible red cells; "
+            f"median Hb at day 60 {arm['hb_final_median']:.1f} g/dL",
+            highlight=False,
+        )
     se = iv["search"]
     console.print(
         f"Search ({se['method']}, {se['n_evaluated']} protocols × {se['n_patients']} virtual "

@@ -1,5 +1,6 @@
-"""The interventions chapter of ``hemolab demo``: samples mixed, a drug too potent, a protocol
-searched over 1,000 virtual patients and run, every step recorded as an experiment.
+"""The interventions chapter of ``hemolab demo``: samples mixed, a drug too potent, the risk of
+rejecting emergency blood, a protocol searched over 1,000 virtual patients and run, every step
+recorded as an experiment.
 
 Each step calls the command a user would type (``simulate``, ``run``, ``search``) with
 ``--store``, so that ``hemolab experiments list|show|rerun`` work on what the demo made.
@@ -22,6 +23,7 @@ __all__ = ["EXAMPLES", "run_interventions"]
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 SAMPLE_DAYS = (0.0, 89.0, 120.0, 180.0)  # before the first mix, after the third, the end
+REJECTION_STOCKS = ("O+", "O-")  # emergency red cells: D-positive, and the universal donor
 
 
 def _command(fn: Any, **kwargs: Any) -> dict[str, Any]:
@@ -109,6 +111,30 @@ def _too_potent(store: Path) -> dict[str, Any]:
     }
 
 
+def _rejection(store: Path) -> dict[str, Any]:
+    """Sample D's anaemia over 200 virtual patients, two emergency units of red cells from
+    an O+ stock and from an O- stock: each patient's blood group decides the risk."""
+    from hemolab.cli._run import run
+
+    arms = {}
+    for group in REJECTION_STOCKS:
+        doc = _command(
+            run,
+            protocol=_example("samples-transfusion.toml"),
+            values=[f"group={group}"],
+            store=store,
+        )
+        arms[group] = {
+            "experiment": doc["experiment"],
+            "protocol": doc["protocol"],
+            "n_patients": doc["n_patients"],
+            "rejection": doc["rejection"],
+            "limits": doc["limits"],
+            "hb_final_median": doc["observables"]["Hb"]["final"]["median"],
+        }
+    return arms
+
+
 def _search_and_run(store: Path, population: int) -> dict[str, Any]:
     from hemolab.cli._run import run
     from hemolab.cli._search import search
@@ -161,6 +187,7 @@ def run_interventions(out: Path, *, search_population: int = 1000) -> dict[str, 
     summary: dict[str, Any] = {"store": str(store)}
     summary["samples"] = _samples(out, store)
     summary["too_potent"] = _too_potent(store)
+    summary["rejection"] = _rejection(store)
     summary.update(_search_and_run(store, search_population))
     summary["experiments"] = [
         {"id": r.id, "kind": r.kind, "label": r.label, "status": r.status}

@@ -58,6 +58,7 @@ def population_run(model: hl.Model, example: Protocol):
 
 
 def test_example_reads_into_phases_in_model_time(example: Protocol) -> None:
+    assert example.name == "docetaxel q3w with a dose-reduced third cycle"  # not a range's
     pf = read_protocol(EXAMPLE)
     assert (pf.model, pf.population_n, pf.population_seed) == ("friberg_docetaxel", 200, 7)
     assert example.phase_table() == [

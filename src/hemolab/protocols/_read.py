@@ -222,16 +222,16 @@ def read_protocol(
     if not isinstance(raw_normal, dict):
         msg = "normal must be a table of ranges, e.g. normal = { ANC = [1.5, 8.0] }"
         raise fail(lines.of("monitoring", "normal"), msg)
-    for name, bounds in raw_normal.items():
+    for observable, bounds in raw_normal.items():
         ok = (
             isinstance(bounds, list)
             and len(bounds) == 2
             and all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds)
         )
         if not ok:
-            msg = f"normal range of {name!r} must be [low, high] (two numbers)"
+            msg = f"normal range of {observable!r} must be [low, high] (two numbers)"
             raise fail(lines.of("monitoring", "normal"), msg)
-        normal[name] = (float(bounds[0]), float(bounds[1]))
+        normal[observable] = (float(bounds[0]), float(bounds[1]))
 
     raw_phases = doc.get("phase")
     if not isinstance(raw_phases, list) or not raw_phases:

@@ -150,3 +150,12 @@ def test_a_variable_that_moves_times_is_refused(model, tmp_path) -> None:
     search = read_protocol_search(_write(tmp_path, template=template))
     with pytest.raises(HemolabError, match="changes the protocol's times or structure"):
         gradient_protocol_search(search, model, hl.Population(model, n=5, seed=1))
+
+
+def test_a_template_with_rules_is_refused(model, tmp_path) -> None:
+    """The smoothed problem differentiates a fixed schedule: a rule acting at a crossing
+    (here a hold) would make its probability wrong, so it is refused, not ignored."""
+    rule = '\n[[rule]]\nname = "hold"\nwhen = "ANC < 1.0"\naction = "hold"\n'
+    search = read_protocol_search(_write(tmp_path, template=TEMPLATE + rule))
+    with pytest.raises(HemolabError, match="rule 'hold': gradient search differentiates"):
+        gradient_protocol_search(search, model, hl.Population(model, n=5, seed=1))

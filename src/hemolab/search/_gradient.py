@@ -118,6 +118,17 @@ def _problem(search: Any, model: Any, population: Any, *, rtol: float, atol: flo
     grid = proto0.grid()
     step = float(np.min(np.diff(grid))) if len(grid) > 1 else 1.0
     monitored = list(proto0.monitoring.observables)
+    if proto0.rules:
+        raise HemolabError(
+            f"rule {proto0.rules[0].name!r}: gradient search differentiates a fixed schedule; "
+            "dosing rules (hold, reduce, stop, move on) act at crossings it does not follow "
+            "(use method = 'cma-es')"
+        )
+    if any(tr.group is not None for ph in proto0.phases for tr in ph.transfusions):
+        raise HemolabError(
+            "gradient search: a transfusion names its product's group, so the risk of "
+            "rejection is a count over blood groups with no gradient (use method = 'cma-es')"
+        )
     limits = []
     for lim in proto0.limits:
         lhs, op, rhs = lim.relation()

@@ -175,6 +175,7 @@ def simulate(
             dataset = events
         else:
             dataset = read_events(events, model=mdl, time_unit=time_unit)
+    n_replicates = 1  # copies of a dataset's linked (mixing) subjects, one per parameter set
     if dataset is None:
         if g is None or g.size == 0:
             raise ScheduleError(
@@ -303,9 +304,9 @@ def simulate(
             patient_ids = [f"V{i:07d}" for i in range(N)]
     if len(patient_ids) != N:
         raise HemolabError(f"patient_ids has {len(patient_ids)} entries for {N} patients")
-    replicate = np.zeros(N, dtype=np.int32)
-    if dataset is not None and schedule.mix_requests and len(set(patient_ids)) < N:
-        replicate = (np.arange(N) // len(set(patient_ids))).astype(np.int32)
+    # replicates of linked subjects (set above where the dataset was repeated): row r is
+    # replicate r // subjects
+    replicate = (np.arange(N) // max(1, N // n_replicates)).astype(np.int32)
     units = tuple(s.unit for s in mdl.states) + tuple(o.unit for o in mdl.observables)
     kinds = ("state",) * len(mdl.states) + ("observable",) * len(mdl.observables)
     keep = list(range(len(all_variables))) if out_vars is None else list(out_vars)

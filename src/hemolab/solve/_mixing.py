@@ -59,11 +59,11 @@ def _prefix_table(
     return ActionTable(time=time, op=op, target=target, value=value, n_outputs=slot + 1)
 
 
-def _blood_volume(cm: CompiledModel, t: float, y: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """The model's blood volume (mL) for each row of states ``y`` and inputs ``p``."""
+def _blood_volume(cm: CompiledModel, ts: np.ndarray, y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """The model's blood volume (mL) for each row of times ``ts``, states ``y`` and inputs
+    ``p`` (every read of a wave in one evaluation)."""
     n = y.shape[0]
     z0 = np.zeros((n, len(cm.model.delays)))
-    ts = np.full(n, t)
     bv = np.asarray(jax.vmap(cm.blood_volume)(ts, y, p, z0))[:, 0]
     if z0.shape[1]:  # a volume that reads delayed states cannot be evaluated here
         bv1 = np.asarray(jax.vmap(cm.blood_volume)(ts, y, p, z0 + 1.0))[:, 0]
@@ -84,13 +84,13 @@ def _ready(req: dict[str, Any], values: np.ndarray) -> bool:
     )
 
 
-def _donor_hb(cm: CompiledModel, t: float, y: np.ndarray, p: np.ndarray) -> float | None:
-    """The donor's Hb (g/dL) from the model's ``Hb`` observable, or None without one."""
+def _hb(cm: CompiledModel, ts: np.ndarray, y: np.ndarray, p: np.ndarray) -> np.ndarray | None:
+    """Hb (g/dL) from the model's ``Hb`` observable for each row, or None without one."""
     names = cm.model.observable_names
     if "Hb" not in names or cm.model.observables[names.index("Hb")].unit != "g/dL":
         return None
-    z0 = np.zeros(len(cm.model.delays))
-    return float(np.asarray(cm.observables(t, y, p, z0))[names.index("Hb")])
+    z0 = np.zeros((y.shape[0], len(cm.model.delays)))
+    return np.asarray(jax.vmap(cm.observables)(ts, y, p, z0))[:, names.index("Hb")]
 
 
 def fill_mixing(
@@ -158,17 +158,22 @@ def fill_mixing(
         )
         y = sol.values[:, schedule.max_outputs, :n_states]
         ok = sol.status == int(Status.OK)
+        ts = np.array([t for _, _, t in reads])
+        # blood volumes (and donors' Hb) of every read in one evaluation; a read that did not
+        # solve has NaN states and its mix is skipped below
+        bv_all = _blood_volume(cm, ts, np.nan_to_num(y), p_rows[subjects])
+        hb_all = _hb(cm, ts, np.nan_to_num(y), p_rows[subjects])
         for w, i in enumerate(wave):
             r = reqs[i]
             k, d = r["recipient"], r["donor"]
-            yr, yd = y[2 * w], y[2 * w + 1]
+            yd = y[2 * w + 1]
             states = list(r["states"])
             if not (ok[2 * w] and ok[2 * w + 1]):
                 failed[k] = True
                 values[k, list(r["recipient_cols"])] = 0.0
                 values[d, list(r["donor_cols"])] = 1.0
                 continue
-            bv = _blood_volume(cm, r["time"], np.stack([yr, yd]), p_rows[[k, d]])
+            bv = bv_all[2 * w : 2 * w + 2]
             volume = r["volume"] if np.isnan(r["fraction"]) else r["fraction"] * bv[0]
             f = volume / bv[1]
             where = f"{file}, row {r['row']}"
@@ -187,7 +192,7 @@ def fill_mixing(
                 values[d, list(r["donor_cols"])] = 1.0 - f
                 if f > SAFE_DONATION_FRACTION:
                     unsafe.append(f"row {r['row']} ({100 * f:.0f} %)")
-                hb = _donor_hb(cm, r["time"], yd, p_rows[d])
+                hb = None if hb_all is None else float(hb_all[2 * w + 1])
                 if hb is not None and hb < MIN_DONOR_HB_G_DL:
                     anaemic.append(f"row {r['row']} (Hb {hb:.1f} g/dL)")
         done = set(wave)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +14,7 @@ from hemolab.events import read_events
 from tests._models import blood_volume_model
 
 STATES = ("Hbm", "RCV", "PV")
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 GRID = [0.0, 5.0, 10.0, 30.0]
 
 
@@ -241,3 +244,77 @@ def test_an_anaemic_donor_warns_before_giving(model) -> None:
         _simulate(model, [*_obs(["R", "D"]), _mix("R", "D", VOLUME=200.0)],
                   params={"Hb0": np.array([14.0, 11.0])})  # fmt: skip
         _simulate(model, rows)
+
+
+def _varying(model: hl.Model) -> hl.Model:
+    """The test model with between-patient variability in Hb0 (a population needs one)."""
+    import dataclasses
+
+    params = tuple(
+        dataclasses.replace(p, bounds=(0.0, np.inf)) if p.name == "Hb0" else p
+        for p in model.parameters
+    )
+    return model.replace(parameters=params, variability=hl.Variability(("Hb0",), ((0.04,),)))
+
+
+def test_a_population_copies_the_linked_set(model) -> None:
+    """``simulate_population`` over a donor and a recipient: each virtual patient a copy of
+    the pair, each subject its own draw, donors paired by copy, chunks of whole copies;
+    equal to one ``simulate`` of the R x S rows, with bands and metrics per sample."""
+    from hemolab.population import simulate_population
+
+    m = _varying(model)
+    rows = [*_obs(["R", "D"]), _mix("R", "D", VOLUME=500.0, DEPLETE=1)]
+    res = simulate_population(hl.Population(m, n=3, seed=5), _frame(rows), grid=GRID,
+                              chunk_size=5, rtol=1e-10, atol=1e-10,
+                              band_variables=["Hb"])  # fmt: skip
+    direct = hl.simulate(m, _frame(rows), params=hl.Population(m, n=6, seed=5).parameters(),
+                         grid=GRID, rtol=1e-10, atol=1e-10)  # fmt: skip
+    assert res.n == 6 and res.chunks == 2  # chunks of 4 rows (two copies), then 2
+    assert res.results is not None
+    assert list(res.results.patient_ids) == [
+        f"V{k:07d}-{s}" for k in range(3) for s in ("T0000000", "T0000001")
+    ]
+    np.testing.assert_array_equal(res.results.variable("Hb"), direct.variable("Hb"))
+    assert set(res.bands) == {"Hb@T0000000", "Hb@T0000001"}
+    recipients = res.metrics[res.metrics["variable"] == "Hb@T0000000"]
+    assert all(pid.endswith("-T0000000") for pid in recipients["patient_id"])
+    np.testing.assert_array_equal(recipients["final"], direct.variable("Hb")[0::2, -1])
+    assert res.summary()["n_patients"] == 6
+
+
+def test_a_population_refuses_unlinked_subjects_and_sampled_covariates(model) -> None:
+    from hemolab.population import simulate_population
+
+    m = _varying(model)
+    with pytest.raises(hl.HemolabError, match="subjects linked by EVENT=mix"):
+        simulate_population(hl.Population(m, n=2, seed=1), _frame(_obs(["R", "D"])), grid=GRID)
+    rows = [*_obs(["R", "D"]), _mix("R", "D", VOLUME=500.0)]
+    pop = hl.Population(m, n=2, seed=1, covariates={"WT": hl.population.Normal(70.0, 10.0)})
+    with pytest.raises(hl.HemolabError, match="sampled covariates are not supported"):
+        simulate_population(pop, _frame(rows), grid=GRID)
+
+
+def test_cli_simulate_population_mixes(tmp_path) -> None:
+    """``hemolab simulate --population N`` over the samples example: N copies of (A, D)."""
+    import json
+
+    import jsonschema
+    from typer.testing import CliRunner
+
+    from hemolab.cli._app import app
+    from hemolab.cli._schemas import load_schema
+
+    out = tmp_path / "pop.parquet"
+    res = CliRunner().invoke(app, ["simulate", str(EXAMPLES / "samples_model.py"), "--events",
+                                   str(EXAMPLES / "samples-treated.csv"), "--population", "3",
+                                   "--seed", "2", "--t-end", "120d", "--dt", "10d", "--out",
+                                   str(out), "--json"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    jsonschema.validate(doc, load_schema("simulate"))
+    assert doc["n_patients"] == 6 and doc["status"]["ok"] == 6
+    hb_a, hb_d = doc["variables"]["Hb@T0000000"], doc["variables"]["Hb@T0000001"]
+    assert hb_a["peak"]["median"] > 17 and hb_d["nadir"]["median"] < 9  # A too many, D too few
+    frame = pd.read_parquet(out, columns=["patient_id"])
+    assert sorted(set(frame["patient_id"]))[:2] == ["V0000000-T0000000", "V0000000-T0000001"]

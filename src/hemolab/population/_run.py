@@ -187,7 +187,11 @@ def simulate_population(
     events
         A one-subject event dataset (DATA-FORMATS §A) used as every patient's regimen, or
         ``None`` (untreated, from the initial state). Doses per body size (``mg/m2``,
-        ``ug/kg``) scale with each patient's sampled ``BSA``/``WT``.
+        ``ug/kg``) scale with each patient's sampled ``BSA``/``WT``. A dataset of subjects
+        linked by ``EVENT=mix`` (donors and recipients) is copied for every virtual patient:
+        ``population.n`` copies of its S subjects, each subject its own draw (N x S rows,
+        ids ``V0000000-<sample>``), donors paired with their recipients by copy, and bands
+        and metrics per sample (``Hb@<sample>``).
     grid, t_end, dt
         Output times, as in :func:`hemolab.simulate`.
     out
@@ -228,12 +232,17 @@ def simulate_population(
     keep = population.n <= 10_000 if keep_results is None else keep_results
     errors = _residual_models(model, residual_error)
     regimen = _Regimen.make(events, model, population, simulate_options.get("time_unit"))
+    samples = regimen.samples
+    if samples:  # each virtual patient is a copy of the linked set: S rows
+        population = replace(population, n=population.n * len(samples))
     chosen = _chosen_outputs(simulate_options.get("outputs"), model, errors)
     default_bands = [v for v in model.observable_names if chosen is None or v in chosen]
     if chosen is not None and not default_bands:
         default_bands = list(chosen)
     bands_for = list(band_variables) if band_variables is not None else default_bands
     bands_for += [f"{e.observable}_obs" for e in errors if f"{e.observable}_obs" not in bands_for]
+    if samples:  # a band over donors and recipients together would describe nobody
+        bands_for = [f"{v}{SAMPLE_SEP}{sid}" for v in bands_for for sid in samples]
 
     out_path = Path(out) if out is not None else None
     tag = uuid.uuid4().hex[:8]
@@ -252,6 +261,8 @@ def simulate_population(
         "hemolab.population": json.dumps(population.describe(), sort_keys=True, default=str),
     }
     job = _ChunkJob(population, regimen, grid, t_end, dt, run_id, scenario, simulate_options)
+    if samples:  # whole copies of the linked set per chunk (donors solved with recipients)
+        chunk_size = max(1, chunk_size // len(samples)) * len(samples)
     bounds = [(a, min(a + chunk_size, population.n)) for a in range(0, population.n, chunk_size)]
     solved = _solved_chunks(job, cm, bounds, backend, ray_address)
     try:
@@ -262,7 +273,7 @@ def simulate_population(
             if times is None:
                 times = np.array(res.time[0], dtype=np.float64)
                 for var in bands_for:
-                    res.variable(var)  # raises KeyError naming the variables
+                    _rows_of(res, var, samples)  # raises KeyError naming the variables
                     sketches[var] = BandSketch(times.size, band_accuracy)
             assert times is not None
             if res.time.shape[1] != times.size or not np.allclose(
@@ -272,8 +283,8 @@ def simulate_population(
                     "patients of a population must share their output times (one regimen)"
                 )
             for var in bands_for:
-                sketches[var].add(res.variable(var))
-            metric_parts.append(_metrics(res, bands_for, times))
+                sketches[var].add(_rows_of(res, var, samples)[1])
+            metric_parts.append(_metrics(res, bands_for, times, samples))
             for label in res.status_labels:
                 status_counts[label] = status_counts.get(label, 0) + 1
             steps_total += float(np.sum(res.n_steps))
@@ -351,6 +362,11 @@ class _ChunkJob:
         from hemolab._simulate import simulate
 
         ev, params = self.regimen.chunk(self.population, start, stop)
+        samples = self.regimen.samples
+        ids = patient_ids(start, stop)
+        if samples:  # row r: sample r % S of virtual patient r // S
+            S = len(samples)
+            ids = [f"V{r // S:07d}-{samples[r % S]}" for r in range(start, stop)]
         return simulate(
             cm,
             ev,
@@ -358,7 +374,7 @@ class _ChunkJob:
             grid=self.grid,
             t_end=self.t_end,
             dt=self.dt,
-            patient_ids=patient_ids(start, stop),
+            patient_ids=ids,
             run_id=self.run_id,
             scenario=self.scenario,
             **self.options,
@@ -385,7 +401,7 @@ def _units(model: Any, variables: Sequence[str], errors: Sequence[ResidualError]
     info = {s.name: (s.unit, "state") for s in model.states}
     info |= {o.name: (o.unit, "observable") for o in model.observables}
     info |= {f"{e.observable}_obs": (info[e.observable][0], "derived") for e in errors}
-    return {v: info.get(v, (None, "derived")) for v in variables}
+    return {v: info.get(v.rpartition(SAMPLE_SEP)[0] or v, (None, "derived")) for v in variables}
 
 
 def _append(
@@ -461,13 +477,31 @@ def _with_residual_error(
     )
 
 
-def _metrics(res: Results, variables: Sequence[str], times: np.ndarray) -> pd.DataFrame:
+SAMPLE_SEP = "@"
+"""``Hb@D``: the band and metrics of variable Hb over the copies of linked sample D."""
+
+
+def _rows_of(res: Results, key: str, samples: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The chunk rows a band variable covers and their values: every row, or (linked
+    samples, ``var@sample``) the rows of that sample (row r is sample r % S)."""
+    if not samples:
+        return np.arange(len(res.patient_ids)), res.variable(key)
+    var, _, sid = key.rpartition(SAMPLE_SEP)
+    rows = np.arange(samples.index(sid), len(res.patient_ids), len(samples))
+    return rows, res.variable(var)[rows]
+
+
+def _metrics(
+    res: Results, variables: Sequence[str], times: np.ndarray, samples: Sequence[str] = ()
+) -> pd.DataFrame:
     import pandas as pd
 
     frames = []
-    labels = np.asarray(res.status_labels, dtype=object)
+    all_labels = np.asarray(res.status_labels, dtype=object)
+    all_ids = np.asarray(res.patient_ids, dtype=object)
     for var in variables:
-        v = res.variable(var)
+        at, v = _rows_of(res, var, samples)
+        labels = all_labels[at]
         ok = np.isfinite(v).any(axis=1)
         safe_min = np.where(np.isfinite(v), v, np.inf)
         safe_max = np.where(np.isfinite(v), v, -np.inf)
@@ -476,7 +510,7 @@ def _metrics(res: Results, variables: Sequence[str], times: np.ndarray) -> pd.Da
         frames.append(
             pd.DataFrame(
                 {
-                    "patient_id": list(res.patient_ids),
+                    "patient_id": list(all_ids[at]),
                     "variable": var,
                     "min": np.where(ok, v[rows, i_min], np.nan),
                     "t_min": np.where(ok, times[i_min], np.nan),
@@ -523,11 +557,19 @@ def _concat(parts: list[Results]) -> Results:
 
 @dataclass(frozen=True)
 class _Regimen:
-    """A one-subject regimen applied to every patient of a chunk."""
+    """A one-subject regimen applied to every patient of a chunk, or a set of subjects linked
+    by ``EVENT=mix`` (donors and recipients) copied for every virtual patient."""
 
     frame: Any  # DataFrame of the template subject, or None
     dataset: Any  # its EventDataset (validated once), or None
     sampled_covariates: tuple[str, ...]
+
+    @property
+    def samples(self) -> tuple[str, ...]:
+        """The linked subjects' ids in dataset order (empty for a one-subject regimen)."""
+        if self.dataset is None or self.dataset.n_subjects == 1:
+            return ()
+        return tuple(self.dataset.subject_ids)
 
     @classmethod
     def make(cls, events: Any, model: Any, population: Population, time_unit: Any) -> _Regimen:
@@ -554,10 +596,18 @@ class _Regimen:
                 for name in sampled:
                     checked[_column(frame, name)] = float(first[name][0])
             dataset = read_events(checked, model=model, time_unit=time_unit)
+        if dataset.n_subjects > 1 and _links_subjects(dataset):
+            if sampled:
+                raise HemolabError(
+                    "a population of linked (mixing) subjects takes its covariates from the "
+                    "event dataset: sampled covariates are not supported there"
+                )
+            return cls(frame, dataset, sampled)
         if dataset.n_subjects != 1:
             raise HemolabError(
                 f"a population runs one regimen: the event dataset has {dataset.n_subjects} "
-                "subjects, give one (its ID is replaced by the virtual patient ids)"
+                "subjects, give one (its ID is replaced by the virtual patient ids), or "
+                "subjects linked by EVENT=mix (each virtual patient a copy of the set)"
             )
         return cls(frame, dataset, sampled)
 
@@ -578,6 +628,10 @@ class _Regimen:
             reps[_column(reps, name)] = np.repeat(params[name], len(frame))
         rest = {k: v for k, v in params.items() if k not in self.sampled_covariates}
         return reps, rest
+
+
+def _links_subjects(dataset: Any) -> bool:
+    return any(rec.event == "mix" for sub in dataset.subjects for rec in sub.records)
 
 
 def _column(frame: Any, name: str) -> str:

@@ -81,7 +81,7 @@ def simulate(
     rtol: float = 1e-6,
     atol: float = 1e-8,
     max_steps: int = 100_000,
-    chunk_size: int = 256,
+    chunk_size: int | None = None,
     history_size: int | None = None,
     solver: str = "auto",
     triggers: Sequence[Trigger] = (),
@@ -131,7 +131,9 @@ def simulate(
     rtol, atol, max_steps
         Step control. Positive states are controlled in relative terms (log coordinates).
     chunk_size
-        Patients solved together per compiled call.
+        Patients advanced together by a compiled loop (its lanes; a call holds up to 4,096,
+        a finished patient's lane taking the next). Default: 64, or 256 for delay models,
+        the faster of the two in the benchmarks (design note 002).
     history_size
         Segments kept per patient for delays (default 64, or what an earlier run of the
         model needed; grown automatically on overflow).

@@ -262,25 +262,9 @@ def read_protocol(
                 f"phase {pname!r}: parameters must map names to numbers",
             )
         doses: list[Dose] = []
-        raw_doses = ph.get("dose", [])
-        if not isinstance(raw_doses, list):
-            raise fail(where, f"phase {pname!r}: doses are [[phase.dose]] tables")
-        for d in raw_doses:
-            dwhere = lines.of("phase.dose", nth=dose_k)
-
-            def at(key: str, _n: int = dose_k) -> str:
-                return lines.of("phase.dose", key, nth=_n)
-
-            dose_k += 1
-            if not isinstance(d, dict):
-                raise fail(dwhere, "each [[phase.dose]] must be a table")
-            extra = sorted(set(d) - _DOSE)
-            if extra:
-                raise fail(
-                    at(extra[0]),
-                    f"phase {pname!r}: unknown dose field {extra[0]!r} "
-                    f"(expected: {', '.join(sorted(_DOSE))})",
-                )
+        dose_tables = _subtables(ph, "dose", dose_k, _DOSE, pname, where, lines, fail)
+        dose_k += len(dose_tables)
+        for d, at in dose_tables:
             cmt = _text(d, "cmt", at("cmt"), fail)
             amount = d.get("amount")
             if isinstance(amount, bool) or not isinstance(amount, (int, float)):
@@ -300,25 +284,9 @@ def read_protocol(
                 )
             )
         transfusions: list[Transfusion] = []
-        raw_tr = ph.get("transfusion", [])
-        if not isinstance(raw_tr, list):
-            raise fail(where, f"phase {pname!r}: transfusions are [[phase.transfusion]] tables")
-        for tr in raw_tr:
-
-            def tat(key: str, _n: int = tr_k) -> str:
-                return lines.of("phase.transfusion", key, nth=_n)
-
-            twhere = lines.of("phase.transfusion", nth=tr_k)
-            tr_k += 1
-            if not isinstance(tr, dict):
-                raise fail(twhere, "each [[phase.transfusion]] must be a table")
-            extra = sorted(set(tr) - _TRANSFUSION)
-            if extra:
-                raise fail(
-                    tat(extra[0]),
-                    f"phase {pname!r}: unknown transfusion field {extra[0]!r} "
-                    f"(expected: {', '.join(sorted(_TRANSFUSION))})",
-                )
+        tr_tables = _subtables(ph, "transfusion", tr_k, _TRANSFUSION, pname, where, lines, fail)
+        tr_k += len(tr_tables)
+        for tr, tat in tr_tables:
             transfusions.append(
                 Transfusion(
                     product=_text(tr, "product", tat("product"), fail).upper(),
@@ -580,6 +548,42 @@ def _only(
         raise fail(
             loc, f"unknown field {extra[0]!r} in {what} (expected: {', '.join(sorted(allowed))})"
         )
+
+
+def _subtables(
+    ph: dict[str, Any],
+    key: str,
+    first: int,
+    allowed: set[str],
+    pname: str,
+    where: str,
+    lines: TomlLines,
+    fail: Any,
+) -> list[tuple[dict[str, Any], Any]]:
+    """A phase's ``[[phase.<key>]]`` tables, each checked (a table, known fields only), with
+    a function giving the line of each of its fields; ``first``: the file-wide index of the
+    phase's first such table (their lines are counted over the whole file)."""
+    raw = ph.get(key, [])
+    if not isinstance(raw, list):
+        raise fail(where, f"phase {pname!r}: {key}s are [[phase.{key}]] tables")
+    out: list[tuple[dict[str, Any], Any]] = []
+    for i, table in enumerate(raw):
+        nth = first + i
+
+        def at(field: str, _n: int = nth) -> str:
+            return lines.of(f"phase.{key}", field, nth=_n)
+
+        if not isinstance(table, dict):
+            raise fail(lines.of(f"phase.{key}", nth=nth), f"each [[phase.{key}]] must be a table")
+        extra = sorted(set(table) - allowed)
+        if extra:
+            raise fail(
+                at(extra[0]),
+                f"phase {pname!r}: unknown {key} field {extra[0]!r} "
+                f"(expected: {', '.join(sorted(allowed))})",
+            )
+        out.append((table, at))
+    return out
 
 
 def _text(t: dict[str, Any], key: str, where: str, fail: Any, default: str | None = None) -> str:

@@ -25,13 +25,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from hemolab._errors import HemolabError
-from hemolab.model import Model, Observable, Parameter
+from hemolab.model import Covariate, Model, Observable, Parameter, State
 from hemolab.protocols._protocol import Protocol, ProtocolError, Transfusion
 
 __all__ = [
@@ -39,6 +38,7 @@ __all__ = [
     "US_BLOOD_GROUP_FREQUENCIES",
     "blood_group_code",
     "rejection_model",
+    "transfusion_lines",
     "uses_blood_groups",
 ]
 
@@ -93,7 +93,7 @@ def _indicator(codes: Sequence[int]) -> str:
     return " + ".join(f"max(0, 1 - abs({COVARIATE} - {c}))" for c in codes)
 
 
-def _lines(protocol: Protocol) -> list[tuple[float, Transfusion]]:
+def transfusion_lines(protocol: Protocol) -> list[tuple[float, Transfusion]]:
     """Every transfusion line with its phase's start, in phase order."""
     return [
         (t0, tr)
@@ -127,7 +127,7 @@ def rejection_model(model: Model, protocol: Protocol) -> tuple[Model, pd.DataFra
     from hemolab.model._haemolysis import LYSIS_HALF_LIFE_H
     from hemolab.model._units import time_factor
 
-    lines = _lines(protocol)
+    lines = transfusion_lines(protocol)
     if model.blood is None:
         raise ProtocolError(
             f"model {model.name!r} takes no blood products (no BloodSpec): the protocol's "
@@ -143,7 +143,7 @@ def rejection_model(model: Model, protocol: Protocol) -> tuple[Model, pd.DataFra
     assignments = dict(model.assignments)
     observables = list(model.observables)
     lysis: dict[str, list[str]] = {}
-    new_states = []
+    new_states: list[State] = []
     rows: list[dict[str, object]] = []
     for j, (t0, tr) in enumerate(lines):
         any_, haem = incompatible_groups(tr)
@@ -153,31 +153,28 @@ def rejection_model(model: Model, protocol: Protocol) -> tuple[Model, pd.DataFra
                         Observable(f"HL_HAEM{j}", f"hl_haem{j}")]  # fmt: skip
         if not haem:
             continue
+        if not red:
+            raise ProtocolError(
+                f"model {model.name!r}: no state receives red cells (RBC_ML or HB_G in its "
+                "transfusion_map), so an ABO-incompatible unit cannot be destroyed"
+            )
         per_unit = PRODUCT_DEFAULTS[tr.product]
         content = {"RBC_ML": per_unit["VOLUME"] * per_unit["HCT"], "HB_G": per_unit["HB_G"]}
         dur = tr.duration if tr.duration is not None else TRANSFUSION_DEFAULT_DURATION_H * h
         for s, (key, factor) in red.items():
             name = f"hl_lysis{j}_{s}"
             unit = next(x.unit for x in model.states if x.name == s)
-            new_states.append(
-                _state(name, f"-hl_k_lysis * {name}", unit, f"line {j + 1}'s red cells in {s}")
-            )
+            new_states.append(State(name, f"-hl_k_lysis * {name}", unit=unit,
+                                    description=f"line {j + 1}'s red cells in {s}"))  # fmt: skip
             lysis.setdefault(s, []).append(f"hl_k_lysis * hl_haem{j} * {name}")
             amount = tr.units * content[key] * factor
             for t in tr.times():
                 rows.append({"ID": 1, "TIME": t0 + float(t), "EVID": 1, "AMT": amount,
                              "CMT": name, "DUR": dur})  # fmt: skip
-    if lines and not red and any(incompatible_groups(tr)[1] for _, tr in lines):
-        raise ProtocolError(
-            f"model {model.name!r}: no state receives red cells (RBC_ML or HB_G in its "
-            "transfusion_map), so an ABO-incompatible unit cannot be destroyed"
-        )
     taken = set(model.parameter_names) | set(model.state_names) | set(model.assignments)
     clash = sorted(({"hl_k_lysis", COVARIATE} | {s.name for s in new_states}) & taken)
     if clash:
         raise ProtocolError(f"model {model.name!r} already has {clash[0]!r}")
-    from hemolab.model import Covariate
-
     states = [
         replace(s, ddt=f"({s.ddt}) - " + " - ".join(lysis[s.name])) if s.name in lysis else s
         for s in model.states
@@ -192,9 +189,3 @@ def rejection_model(model: Model, protocol: Protocol) -> tuple[Model, pd.DataFra
         observables=tuple(observables),
     )
     return out, pd.DataFrame(rows)
-
-
-def _state(name: str, ddt: str, unit: str | None, description: str) -> Any:
-    from hemolab.model import State
-
-    return State(name, ddt, unit=unit, description=description)

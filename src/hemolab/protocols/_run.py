@@ -21,6 +21,7 @@ from hemolab.protocols._rejection import (
     blood_group_code,
     frequencies,
     rejection_model,
+    transfusion_lines,
     uses_blood_groups,
 )
 
@@ -393,7 +394,8 @@ def run_protocol(
     triggers = [*triggers, *rule_triggers]
     baseline = {name: model.parameter(name).value for p in protocol.phases for name in p.parameters}
     n_phases = len(protocol.phases)
-    if uses_phase_machine(protocol):  # phase ends depend on the solution: triggers
+    moving = uses_phase_machine(protocol)
+    if moving:  # phase ends depend on the solution: triggers
         tracked, phase_triggers, events = _phases_or_error(tracked, protocol, baseline)
         triggers = [*triggers, *phase_triggers]
     else:
@@ -410,7 +412,7 @@ def run_protocol(
     n_tracked = len(conditions) + len(ranges)
     track = [f"{_PREFIX}{k}_{s}".upper() for k in range(n_tracked) for s in _TRACK]
     track += [f"HL_RULE{k}_N" for k in range(len(protocol.rules))]
-    if uses_phase_machine(protocol):
+    if moving:
         track += [f"HL_BEGAN{k}" for k in range(n_phases)]
     n_lines = sum(len(p.transfusions) for p in protocol.phases) if grouped else 0
     track += [f"HL_{w}{j}" for j in range(n_lines) for w in ("INC", "HAEM")]
@@ -621,9 +623,7 @@ def _params(draws: Mapping[str, Any] | None, group: Any) -> dict[str, Any] | Non
 def _rejection_outcomes(protocol: Protocol, table: pd.DataFrame) -> dict[str, Any]:
     """Per patient (columns added to ``table``) and over the population: incompatible units
     given, those destroyed (ABO-incompatible red cells), and each patient's blood group."""
-    from hemolab.protocols._rejection import _lines
-
-    lines = _lines(protocol)
+    lines = transfusion_lines(protocol)
     n = len(table)
     incompatible, haemolysed = np.zeros(n), np.zeros(n)
     first = np.full(n, np.inf)

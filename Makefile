@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "hemolab needs Python 3.11+ (set PYTHON=...)")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev,peers,ray]"
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev,peers,ray,web]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -715,6 +715,11 @@ from hemolab.cli._search import search  # noqa: E402  (it imports this module)
 
 app.command(name="search")(search)
 
+from hemolab.cli._web import serve, users_app  # noqa: E402  (it imports this module)
+
+app.command(name="serve")(serve)
+app.add_typer(users_app, name="users")
+
 
 def main() -> None:
     """Console-script entry point."""

@@ -53,7 +53,7 @@ def run_protocol_file(args: dict[str, Any], report: Report) -> dict[str, Any]:
             pf.protocol,
             mdl,
             population=pop,
-            chunk_size=max(8, math.ceil(n / 10)),
+            chunk_size=max(16, math.ceil(n / 10)),
             progress=lambda done, total: report("solving", done, total),
             blood_groups=pf.blood_groups,
         )

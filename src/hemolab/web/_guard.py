@@ -25,7 +25,8 @@ REPORT_CSP = (
 
 
 class BodyLimit:
-    """ASGI middleware: a request body above ``max_bytes`` gets 413, announced or streamed."""
+    """ASGI middleware: a request body above ``max_bytes`` gets 413, whether announced
+    (Content-Length) or streamed; a body within the limit is read first, then replayed."""
 
     def __init__(self, app: Any, max_bytes: int) -> None:
         self.app = app
@@ -44,33 +45,31 @@ class BodyLimit:
                 if announced > self.max_bytes:
                     await _too_large(send)
                     return
+        chunks: list[bytes] = []
         seen = 0
-        started = False
-
-        async def counted() -> Any:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge()
-            return message
-
-        async def tracking_send(message: Any) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counted, tracking_send)
-        except _TooLarge:
-            if not started:
+            if message["type"] != "http.request":  # the client left
+                return
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.max_bytes:
                 await _too_large(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
 
+        async def replay() -> Any:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
 
-class _TooLarge(Exception):
-    pass
+        await self.app(scope, replay, send)
 
 
 async def _too_large(send: Any) -> None:

@@ -47,7 +47,9 @@ function showFit(r) {
   const th = Number(r.forecast.threshold.split(/[<>]=?/)[1]);
   lay.shapes = [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: th, y1: th, line: { dash: "dash", width: 1 } },
     { type: "line", yref: "paper", y0: 0, y1: 1, x0: r.forecast.t_last_observation, x1: r.forecast.t_last_observation, line: { color: "grey", width: 1 } }];
-  Plotly.newPlot(document.getElementById("fit-plot"), traces, lay, { displaylogo: false, responsive: true });
+  const fitDiv = document.getElementById("fit-plot");
+  fitDiv.hidden = false;
+  Plotly.newPlot(fitDiv, traces, lay, { displaylogo: false, responsive: true });
   const f = r.forecast;
   document.getElementById("fit-summary").textContent = f.median === null
     ? f.threshold + ": not reached by the median within the horizon (P = " + fmt(f.p_within_horizon, 2) + ")"

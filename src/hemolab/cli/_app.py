@@ -715,6 +715,13 @@ from hemolab.cli._search import search  # noqa: E402  (it imports this module)
 
 app.command(name="search")(search)
 
+from hemolab.cli._audit import audit_app  # noqa: E402  (it imports this module)
+from hemolab.cli._store_admin import patients_app, store_app  # noqa: E402
+
+app.add_typer(audit_app, name="audit")
+app.add_typer(store_app, name="store")
+app.add_typer(patients_app, name="patients")
+
 
 def main() -> None:
     """Console-script entry point."""

@@ -426,7 +426,10 @@ class Store:
         """Remove a patient: its rows in every table (one transaction), its key-table entry,
         and the experiments made from its data; the audit log keeps a ``delete`` entry.
         Repeating a delete that was interrupted finishes it."""
+        import duckdb
+
         from hemolab.experiments import ExperimentStore
+        from hemolab.store._purge import purge
 
         if not _PSEUDONYM.fullmatch(pseudonym):
             raise StoreError("a patient is deleted by its pseudonym (P + 10 hex digits)")
@@ -446,13 +449,19 @@ class Store:
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
+        purge(self.path / self.DB, con=self._db)  # the deleted rows' bytes leave the disk
+        self._db.close()
+        self._db = duckdb.connect(str(self.path / self.DB))
         counts["key_entries"] = keys.remove(pseudonym)
         keys.save()
         doomed: list[str] = []
-        if (self.path / "experiments.duckdb").exists():
+        catalogue = self.path / "experiments.duckdb"
+        if catalogue.exists():
             experiments = ExperimentStore(self.path)
             doomed = experiments.mentioning(pseudonym)
             experiments.delete(doomed)
+            if doomed:
+                purge(catalogue)
         counts["experiments"] = len(doomed)
         detail = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items())
         self.audit("delete", pseudonym, f"deleted: {detail}")

@@ -61,7 +61,7 @@ def _snapshot(store: Path, key: bytes) -> dict:
         "keys": {sid: keys.lookup(sid) for sid in (MRN, OTHER)},
         "experiments": {
             r.id: {n: f.sha256 for n, f in r.inputs.items()} for r in ExperimentStore(store).list()
-        },  # fmt: skip
+        },
     }
 
 

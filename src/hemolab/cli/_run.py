@@ -108,9 +108,9 @@ def run(
                                "--typical and --population")  # fmt: skip
         fit_record = None
         if fit is not None:
-            from hemolab.calibrate import load_fit
+            from hemolab.cli._fit_input import load_patient_fit
 
-            fit_record = load_fit(fit)
+            fit_record = load_patient_fit(fit, store, "run protocol", draws)
         model_spec = model or (fit_record.model if fit_record else protocol_model(protocol))
         mdl = load_model(model_spec)
         filled = _placeholder_values(values or [])

@@ -14,11 +14,13 @@ import multiprocessing
 import os
 from pathlib import Path
 
+import jsonschema
 import pytest
 from typer.testing import CliRunner
 
 from hemolab.audit import Actor, AuditError, AuditLog, audit_key_dir
 from hemolab.cli import app
+from hemolab.cli._schemas import load_schema
 from hemolab.patients import read_labs
 from hemolab.patients._keys import KeyTable, generate_key, read_key
 from hemolab.store import Store
@@ -56,6 +58,12 @@ def _write(path: Path, lines: list[str]) -> None:
     (path / "audit.log").write_text("".join(lines))
 
 
+def _valid(stdout: str, schema: str) -> dict:
+    doc = json.loads(stdout)
+    jsonschema.Draft202012Validator(load_schema(schema)).validate(doc)
+    return doc
+
+
 def _problems(path: Path) -> list[str]:
     result = AuditLog(path).verify()
     assert result.ok == (not result.problems)
@@ -74,6 +82,10 @@ def test_every_access_is_chained_and_verifies(store: tuple[Path, str, bytes]) ->
     assert trail[1]["origin"] == "10.0.0.7" and trail[2]["detail"] == "2 lab values"
     result = AuditLog(path).verify()
     assert result.ok and result.n_entries == 3 and not result.notes
+    res = CliRunner().invoke(app, ["audit", "verify", "--store", str(path), "--json"])
+    assert res.exit_code == 0 and _valid(res.stdout, "audit-verify")["n_entries"] == 3
+    text = CliRunner().invoke(app, ["audit", "verify", "--store", str(path)])
+    assert text.exit_code == 0 and "3 entries, intact" in " ".join(text.output.split())
     # the key and head are apart from the store, owner-only
     key_dir = audit_key_dir(path)
     assert not key_dir.is_relative_to(path)
@@ -132,7 +144,7 @@ def test_verify_detects_tampering_without_the_key(
     assert problems and any(expected in p for p in problems), problems
     # the CLI says so and exits 1
     res = CliRunner().invoke(app, ["audit", "verify", "--store", str(path), "--json"])
-    assert res.exit_code == 1 and not json.loads(res.stdout)["ok"]
+    assert res.exit_code == 1 and not _valid(res.stdout, "audit-verify")["ok"]
 
 
 def test_the_head_catches_what_the_chain_alone_cannot(store: tuple[Path, str, bytes]) -> None:
@@ -252,7 +264,7 @@ def test_audit_report_shows_who_read_the_patient(store: tuple[Path, str, bytes])
     res = runner.invoke(app, ["audit", "report", "--patient", pseudonym, "--store", str(path),
                               "--json"])  # fmt: skip
     assert res.exit_code == 0, res.output
-    doc = json.loads(res.stdout)
+    doc = _valid(res.stdout, "audit-report")
     assert doc["verified"] and doc["patient"] == pseudonym
     users = {u["user"]: u for u in doc["users"]}
     assert users["mallory"]["n"] == 1 and users["mallory"]["actions"] == ["read"]

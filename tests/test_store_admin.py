@@ -10,11 +10,13 @@ import shutil
 import tarfile
 from pathlib import Path
 
+import jsonschema
 import pytest
 from typer.testing import CliRunner
 
 from hemolab.audit import Actor, AuditLog
 from hemolab.cli import app
+from hemolab.cli._schemas import load_schema
 from hemolab.experiments import ExperimentStore
 from hemolab.patients import read_labs
 from hemolab.patients._keys import KeyTable, KeyTableError, generate_key, read_key
@@ -51,6 +53,12 @@ def filled(tmp_path: Path) -> dict:
             "b": b.pseudonym, "mine": mine.id, "other": other.id}  # fmt: skip
 
 
+def _valid(stdout: str, schema: str) -> dict:
+    doc = json.loads(stdout)
+    jsonschema.Draft202012Validator(load_schema(schema)).validate(doc)
+    return doc
+
+
 def _snapshot(store: Path, key: bytes) -> dict:
     with Store(store, actor=Actor("snap", "cli", "test")) as st:
         patients = sorted(r[0] for r in st._db.execute("SELECT pseudonym FROM patients").fetchall())
@@ -74,7 +82,7 @@ def test_restore_after_a_disk_loss_brings_back_everything_and_says_what_the_trai
     res = runner.invoke(app, ["store", "backup", "--store", str(store), "--out",
                               str(tmp_path / "b.tar.gz"), "--json"])  # fmt: skip
     assert res.exit_code == 0, res.output
-    doc = json.loads(res.stdout)
+    doc = _valid(res.stdout, "store-backup")
     assert doc["files"] >= 6 and doc["bytes"] > 0
     with Store(store, actor=Actor("late", "web", "10.1.1.1")) as st:  # after the backup
         st.lab_values(filled["a"])
@@ -83,7 +91,7 @@ def test_restore_after_a_disk_loss_brings_back_everything_and_says_what_the_trai
     res = runner.invoke(app, ["store", "restore", str(tmp_path / "b.tar.gz"), "--store",
                               str(store), "--json"])  # fmt: skip
     assert res.exit_code == 0, res.output
-    done = json.loads(res.stdout)
+    done = _valid(res.stdout, "store-restore")
     assert done["moved_aside"] is None and "after the backup" in done["audit"]
     after = _snapshot(store, key)
     assert after["values"] == before["values"] and after["keys"] == before["keys"]
@@ -175,7 +183,7 @@ def test_deleting_a_patient_removes_data_key_and_results_but_not_the_trail(fille
     res = runner.invoke(app, ["patients", "delete", a, "--store", str(store), "--key-file",
                               str(filled["key_file"]), "--json"])  # fmt: skip
     assert res.exit_code == 0, res.output
-    counts = json.loads(res.stdout)
+    counts = _valid(res.stdout, "patients-delete")
     assert counts["lab_values"] == 2 and counts["patients"] == 1
     assert counts["key_entries"] == 1 and counts["experiments"] == 1
     with Store(store) as st:

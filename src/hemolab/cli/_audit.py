@@ -15,18 +15,11 @@ from rich.table import Table
 
 from hemolab._errors import HemolabError
 from hemolab.cli._app import _fail, console
+from hemolab.cli._options import DEFAULT_STORE_DIR, JsonOut, StoreDir, sub_app
 
 __all__ = ["audit_app"]
 
-audit_app = typer.Typer(
-    help="The audit trail of a store: verify its chain, show who accessed a patient.",
-    no_args_is_help=True,
-    add_completion=False,
-)
-
-StoreDir = Annotated[Path, typer.Option("--store", help="Store directory.")]
-JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-_DEFAULT = Path("hemolab-store")
+audit_app = sub_app("The audit trail of a store: verify its chain, show who accessed a patient.")
 
 
 def _log(store: Path) -> Any:
@@ -38,7 +31,7 @@ def _log(store: Path) -> Any:
 
 
 @audit_app.command("verify")
-def verify(store: StoreDir = _DEFAULT, json_out: JsonOut = False) -> None:
+def verify(store: StoreDir = DEFAULT_STORE_DIR, json_out: JsonOut = False) -> None:
     """Check every entry's HMAC and link, and the log's end against the chain head kept with
     the key: exit 0 when nobody without the key altered, inserted or cut entries, 1 if not."""
     try:
@@ -96,7 +89,7 @@ def report(
     patient: Annotated[
         str, typer.Option("--patient", help="The patient's pseudonym (P + 10 hex digits).")
     ],
-    store: StoreDir = _DEFAULT,
+    store: StoreDir = DEFAULT_STORE_DIR,
     json_out: JsonOut = False,
 ) -> None:
     """Who accessed PATIENT's data: every read and change, by whom, through what, from where
@@ -129,7 +122,7 @@ def report(
 
 
 @audit_app.command("rotate-key")
-def rotate_key(store: StoreDir = _DEFAULT) -> None:
+def rotate_key(store: StoreDir = DEFAULT_STORE_DIR) -> None:
     """Sign from now on with a new HMAC key (after checking the chain under the old ones,
     which stay to verify the entries they signed)."""
     from hemolab.audit import Actor

@@ -12,30 +12,19 @@ from rich.markup import escape
 
 from hemolab._errors import HemolabError
 from hemolab.cli._app import _fail, console
+from hemolab.cli._options import DEFAULT_STORE_DIR, JsonOut, StoreDir, sub_app
 from hemolab.cli._patients import KeyFile
 
 __all__ = ["patients_app", "store_app"]
 
-store_app = typer.Typer(
-    help="Look after a store: back it up, restore it, rotate its key-table key.",
-    no_args_is_help=True,
-    add_completion=False,
-)
-patients_app = typer.Typer(
-    help="The patients of a store: delete one (data, key-table entry, results).",
-    no_args_is_help=True,
-    add_completion=False,
-)
-
-StoreDir = Annotated[Path, typer.Option("--store", help="Store directory.")]
-JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-_DEFAULT = Path("hemolab-store")
+store_app = sub_app("Look after a store: back it up, restore it, rotate its key-table key.")
+patients_app = sub_app("The patients of a store: delete one (data, key-table entry, results).")
 
 
 @store_app.command("backup")
 def backup(
     out: Annotated[Path, typer.Option("--out", help="The backup file to write (.tar.gz).")],
-    store: StoreDir = _DEFAULT,
+    store: StoreDir = DEFAULT_STORE_DIR,
     json_out: JsonOut = False,
 ) -> None:
     """Write every file of the store (checked by SHA-256 on restore) to one .tar.gz, taken
@@ -61,7 +50,7 @@ def backup(
 @store_app.command("restore")
 def restore(
     backup_file: Annotated[Path, typer.Argument(help="A backup made by `hemolab store backup`.")],
-    store: StoreDir = _DEFAULT,
+    store: StoreDir = DEFAULT_STORE_DIR,
     force: Annotated[
         bool, typer.Option("--force", help="Move a store already there aside (kept).")
     ] = False,
@@ -94,7 +83,7 @@ def rotate_key(
         Path,
         typer.Option("--new-key-file", help="The new key (made now if the file does not exist)."),
     ],
-    store: StoreDir = _DEFAULT,
+    store: StoreDir = DEFAULT_STORE_DIR,
     key_file: KeyFile = None,
 ) -> None:
     """Re-encrypt the store's key table under a new key (atomic: the table is under the old
@@ -128,7 +117,7 @@ def rotate_key(
 @patients_app.command("delete")
 def delete(
     pseudonym: Annotated[str, typer.Argument(help="The patient's pseudonym.")],
-    store: StoreDir = _DEFAULT,
+    store: StoreDir = DEFAULT_STORE_DIR,
     key_file: KeyFile = None,
     json_out: JsonOut = False,
 ) -> None:

@@ -29,6 +29,7 @@ from typing import Any
 
 from hemolab.audit import Actor, AuditLog
 from hemolab.audit._log import STORE_ID_FILE, store_id
+from hemolab.store._connect import connect
 from hemolab.store._store import StoreError
 
 __all__ = ["backup_store", "restore_store"]
@@ -49,22 +50,10 @@ def _sha256(path: Path) -> str:
 def _quiet_databases(store: Path, timeout_s: float = 120.0) -> Iterator[None]:
     """Hold every DuckDB file of the store open read-write (checkpointed), so that no other
     process writes while the files are copied; wait while another holds one."""
-    import duckdb
-
     held: list[Any] = []
     try:
         for db in sorted(store.glob("*.duckdb")):
-            deadline = time.monotonic() + timeout_s
-            while True:
-                try:
-                    con = duckdb.connect(str(db))
-                    break
-                except duckdb.IOException as exc:
-                    if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                        raise StoreError(
-                            f"{db.name} of store {str(store)!r} stayed locked"
-                        ) from None
-                    time.sleep(0.05)
+            con = connect(db, timeout_s=timeout_s)
             con.execute("CHECKPOINT")
             held.append(con)
         yield

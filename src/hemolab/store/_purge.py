@@ -9,32 +9,18 @@ read-write (no other process can write meanwhile), then renames the copy over it
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
-from hemolab._errors import HemolabError
+from hemolab.store._connect import connect
 
 __all__ = ["purge"]
-
-
-def _connect(path: Path, timeout_s: float) -> object:
-    import duckdb
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return duckdb.connect(str(path))
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                raise HemolabError(f"{path.name} stayed locked; nothing was purged") from None
-            time.sleep(0.05)
 
 
 def purge(path: str | os.PathLike[str], *, con: object = None, timeout_s: float = 120.0) -> None:
     """Compact the DuckDB file ``path`` (through ``con`` when the caller holds it open)."""
     db = Path(path)
     own = con is None
-    c = _connect(db, timeout_s) if own else con
+    c = connect(db, timeout_s=timeout_s) if own else con
     fresh = db.with_name(f".{db.name}.purge.tmp")
     fresh.unlink(missing_ok=True)
     try:

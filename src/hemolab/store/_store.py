@@ -33,6 +33,7 @@ from hemolab.audit import Actor, AuditLog
 from hemolab.patients._event_history import EventHistory
 from hemolab.patients._keys import KeyTable
 from hemolab.patients._labs import LabHistory
+from hemolab.store._connect import connect
 
 __all__ = ["DEFAULT_STORE", "ImportSummary", "Store", "StoreError"]
 
@@ -115,7 +116,6 @@ class Store:
     DB = "hemolab.duckdb"
 
     def __init__(self, path: str | os.PathLike[str] = DEFAULT_STORE, *, actor: Actor | None = None):
-        import duckdb
 
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
@@ -123,7 +123,7 @@ class Store:
         self.path.mkdir(parents=True, exist_ok=True)
         self.actor = actor if actor is not None else Actor.cli()
         self._log = AuditLog(self.path)
-        self._db = duckdb.connect(str(self.path / self.DB))
+        self._db = connect(self.path / self.DB)
         for statement in _SCHEMA:
             self._db.execute(statement)
         self._migrate_audit_table()
@@ -426,8 +426,6 @@ class Store:
         """Remove a patient: its rows in every table (one transaction), its key-table entry,
         and the experiments made from its data; the audit log keeps a ``delete`` entry.
         Repeating a delete that was interrupted finishes it."""
-        import duckdb
-
         from hemolab.experiments import ExperimentStore
         from hemolab.store._purge import purge
 
@@ -451,7 +449,7 @@ class Store:
             raise
         purge(self.path / self.DB, con=self._db)  # the deleted rows' bytes leave the disk
         self._db.close()
-        self._db = duckdb.connect(str(self.path / self.DB))
+        self._db = connect(self.path / self.DB)
         counts["key_entries"] = keys.remove(pseudonym)
         keys.save()
         doomed: list[str] = []

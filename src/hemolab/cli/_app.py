@@ -715,6 +715,10 @@ from hemolab.cli._search import search  # noqa: E402  (it imports this module)
 
 app.command(name="search")(search)
 
+from hemolab.cli._report import report  # noqa: E402  (it imports this module)
+
+app.command(name="report")(report)
+
 
 def main() -> None:
     """Console-script entry point."""

@@ -554,8 +554,8 @@ def _limit_figures(
         prob = k / n if n else math.nan
         w = _wilson(k, n)
         p.append(prob)
-        lo.append(prob - w[0])
-        hi.append(w[1] - prob)
+        lo.append(max(0.0, prob - w[0]) if n else 0.0)  # rounding: never below zero
+        hi.append(max(0.0, w[1] - prob) if n else 0.0)
     traces = [
         Trace(
             "bar",

@@ -93,6 +93,7 @@ def test_schemas_ship_for_every_json_command() -> None:
         "forecast",
         "import",
         "models",
+        "report",
         "run",
         "sbml-suite",
         "search",
@@ -106,7 +107,7 @@ def test_schemas_ship_for_every_json_command() -> None:
         assert load_schema(f"{name}.schema.json") == schema
     available = "available: calibrate, demo, experiments-list, experiments-rerun, experiments-show"
     with pytest.raises(hl.HemolabError, match=available):
-        load_schema("report")
+        load_schema("no-such-command")
 
 
 # --- models ---------------------------------------------------------------------------------

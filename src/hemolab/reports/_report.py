@@ -54,10 +54,10 @@ class Report:
 
 
 def _check_file(path: Path, option: str, suffixes: tuple[str, ...]) -> None:
-    if path.suffix.lower() not in suffixes:
-        raise ReportError(f"{option} {str(path)!r}: name it *{suffixes[0]}")
     if path.is_dir():
         raise ReportError(f"{option} {str(path)!r} is a directory; give a file name in it")
+    if path.suffix.lower() not in suffixes:
+        raise ReportError(f"{option} {str(path)!r}: name it *{suffixes[0]}")
     if not path.parent.is_dir():
         raise ReportError(
             f"{option} {str(path)!r}: folder {str(path.parent)!r} does not exist; create it first"

@@ -17,7 +17,11 @@ __all__ = ["report"]
 
 def report(
     experiment_ids: Annotated[
-        list[str], typer.Argument(help="Experiment id(s) (E...); several make one story, in order.")
+        list[str],
+        typer.Argument(
+            metavar="EXPERIMENT_ID",
+            help="Experiment id(s) (E...); several make one story, in order.",
+        ),
     ],
     out: Annotated[
         Path, typer.Option("--out", help="The report (.html), one self-contained file.")

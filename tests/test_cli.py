@@ -96,6 +96,7 @@ def test_schemas_ship_for_every_json_command() -> None:
         "import",
         "models",
         "patients-delete",
+        "report",
         "run",
         "sbml-suite",
         "search",
@@ -111,7 +112,7 @@ def test_schemas_ship_for_every_json_command() -> None:
         assert load_schema(f"{name}.schema.json") == schema
     available = "available: audit-report, audit-verify, calibrate, demo, experiments-list"
     with pytest.raises(hl.HemolabError, match=available):
-        load_schema("report")
+        load_schema("no-such-command")
 
 
 # --- models ---------------------------------------------------------------------------------

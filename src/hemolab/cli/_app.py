@@ -722,6 +722,10 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(store_app, name="store")
 app.add_typer(patients_app, name="patients")
 
+from hemolab.cli._report import report  # noqa: E402  (it imports this module)
+
+app.command(name="report")(report)
+
 
 def main() -> None:
     """Console-script entry point."""

@@ -9,6 +9,12 @@ import pytest
 jax.config.update("jax_enable_x64", True)
 
 import hemolab as hl  # noqa: E402
+from tests import _fuzz_counts  # noqa: E402
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # the fuzz tests' input counts, summed over xdist workers (design note 031)
+    _fuzz_counts.register(config)
 
 
 @pytest.fixture(scope="session")

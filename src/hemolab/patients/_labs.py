@@ -340,4 +340,10 @@ def _load(source: Any, file_name: str | None) -> tuple[dict[str, list[Any]], str
             raise DatasetError(
                 [DatasetIssue(name, None, None, f"not a readable CSV file: {exc}")], what=_WHAT
             ) from None
-    return {str(c).strip(): frame[c].tolist() for c in frame.columns}, name
+    names = [str(c).strip() for c in frame.columns]
+    if len(set(names)) != len(names):  # a DataFrame may repeat a name (a CSV gets "x.1")
+        raise DatasetError(
+            [DatasetIssue(name, None, None, "column names repeat; keep one column of each")],
+            what=_WHAT,
+        )
+    return {c: frame.iloc[:, k].tolist() for k, c in enumerate(names)}, name

@@ -111,6 +111,11 @@ def test_generated_lab_tables(
 
 @settings(FUZZ, max_examples=400)
 @given(data=mutated_text(LAB_SEEDS), time_unit=st.sampled_from([None, "h", "d", "x"]))
+# a date-time whose UTC time is before year 1: an OverflowError
+@example(
+    data=LAB_SEEDS[0].replace("2024-03-05T08:30:00+01:00", "0001-01-01T00:00:00+01:00").encode(),
+    time_unit=None,
+)
 def test_mutated_lab_files(tmp_path: Path, data: bytes, time_unit: str | None) -> None:
     path = write(tmp_path / "labs.csv", data)
     check("labs CSV", lambda: read_labs(path, time_unit=time_unit), secret=_secret_safe(data))

@@ -312,7 +312,10 @@ def _timestamp(text: str | None) -> datetime | None:
         return None
     if stamp.utcoffset() is None:
         return None
-    return stamp.astimezone(UTC)
+    try:
+        return stamp.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        return None
 
 
 def _load(source: Any, file_name: str | None) -> tuple[dict[str, list[Any]], str]:

@@ -98,6 +98,7 @@ NASTY: tuple[str, ...] = (
     "mmol/L",
     "10*999/L",
     "718-7",
+    "sNaN",
 )
 # TOML values of every type (and a few that are no TOML at all)
 TOML_VALUES: tuple[str, ...] = (

@@ -64,7 +64,7 @@ def mutated_bundles(draw: st.DrawFn) -> dict[str, Any]:
         last = path[-1]
         kind = draw(st.sampled_from(["replace", "replace", "delete", "duplicate", "wrap"]))
         if kind == "replace":
-            parent[last] = draw(JSON_VALUES)
+            parent[last] = copy.deepcopy(draw(JSON_VALUES))
         elif kind == "delete":
             del parent[last]
         elif kind == "duplicate" and isinstance(parent, list):
@@ -115,7 +115,7 @@ def generated_bundles(draw: st.DrawFn) -> dict[str, Any]:
     for _ in range(draw(st.integers(0, 4))):
         kind = draw(st.sampled_from(["Observation", "Observation", "Patient", "Other", "junk"]))
         if kind == "junk":
-            entries.append(draw(JSON_VALUES))
+            entries.append(copy.deepcopy(draw(JSON_VALUES)))
             continue
         resource: dict[str, Any] = {"resourceType": kind}
         if kind == "Observation":

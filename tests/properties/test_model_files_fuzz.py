@@ -178,6 +178,10 @@ def mutated_json(draw: st.DrawFn, seeds: list[Any]) -> bytes:
     data=st.one_of(mutated_text(OMEGA_TEXT), mutated_json(OMEGA_JSON)),
     suffix=st.sampled_from([".csv", ".json", ".txt", ".toml"]),
 )
+# UTF-16 (a spreadsheet's "Unicode text"): UnicodeDecodeError
+@example(data=OMEGA_TEXT[0].encode("utf-16"), suffix=".csv")
+# an integer beyond float range: OverflowError
+@example(data=b'{"MTT": 1' + b"0" * 400 + b"}", suffix=".json")
 def test_omega_files(tmp_path: Path, data: bytes, suffix: str) -> None:
     path = write(tmp_path / f"omega{suffix}", data)
     check("omega file", lambda: read_omega(path), secret=None)

@@ -178,6 +178,8 @@ def mutated_json(draw: st.DrawFn, seeds: list[Any]) -> bytes:
     data=st.one_of(mutated_text(OMEGA_TEXT), mutated_json(OMEGA_JSON)),
     suffix=st.sampled_from([".csv", ".json", ".txt", ".toml"]),
 )
+# ragged rows: numpy's ValueError (inhomogeneous shape) from Variability
+@example(data=b'{"parameters": ["Slope"], "omega": [[0.01], [0.01, 0.128]]}', suffix=".json")
 # UTF-16 (a spreadsheet's "Unicode text"): UnicodeDecodeError
 @example(data=OMEGA_TEXT[0].encode("utf-16"), suffix=".csv")
 # an integer beyond float range: OverflowError

@@ -197,6 +197,8 @@ FIT = json.loads(FIT_TEXT)
 
 @settings(FUZZ, max_examples=250)
 @given(data=st.one_of(mutated_json([FIT]), mutated_text([FIT_TEXT])))
+# an estimate beyond float range: OverflowError
+@example(data=FIT_TEXT.replace('"Hb0": 12.6', '"Hb0": 1' + "0" * 400).encode())
 def test_fit_files(tmp_path: Path, data: bytes) -> None:
     path = write(tmp_path / "fit.json", data)
     check("fit file", lambda: load_fit(path), secret=None)

@@ -40,7 +40,7 @@ def test_the_summary_line() -> None:
     assert summary_line({}) == ""
 
 
-@pytest.mark.parametrize("workers", [None, "2"])
+@pytest.mark.parametrize("workers", [None, pytest.param("2", marks=pytest.mark.slow)])
 def test_counts_reach_the_terminal_summary(tmp_path: Path, workers: str | None) -> None:
     (tmp_path / "conftest.py").write_text(CONFTEST)
     (tmp_path / "test_tiny_fuzz.py").write_text(TESTS)

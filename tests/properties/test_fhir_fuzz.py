@@ -138,7 +138,7 @@ def generated_bundles(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
-@settings(FUZZ, max_examples=250)
+@settings(FUZZ, max_examples=600)
 @given(doc=st.one_of(generated_bundles(), mutated_bundles()), partial=st.booleans())
 # a date-time whose UTC time is before year 1: an OverflowError
 @example(
@@ -164,7 +164,7 @@ def test_bundles_as_documents(doc: dict[str, Any], partial: bool) -> None:
     check("FHIR bundle", lambda: read_fhir(doc, allow_partial_dates=partial))
 
 
-@settings(FUZZ, max_examples=150)
+@settings(FUZZ, max_examples=300)
 @given(data=st.one_of(mutated_text([SEED_TEXT]), mutated_bundles().map(lambda d: _dump(d))))
 def test_bundles_as_files(tmp_path: Path, data: bytes) -> None:
     path = write(tmp_path / "bundle.json", data)

@@ -66,7 +66,7 @@ def antimony_texts(draw: st.DrawFn) -> bytes:
     return draw(mutated_text(antimony_seeds()))
 
 
-@settings(FUZZ, max_examples=250)
+@settings(FUZZ, max_examples=400)
 @given(data=antimony_texts(), as_file=st.booleans())
 # a non-ASCII character: antimony's error message, cut mid-character, is no UTF-8 and the
 # package raised UnicodeDecodeError
@@ -173,7 +173,7 @@ def mutated_json(draw: st.DrawFn, seeds: list[Any]) -> bytes:
     return json.dumps(doc).encode()
 
 
-@settings(FUZZ, max_examples=300)
+@settings(FUZZ, max_examples=400)
 @given(
     data=st.one_of(mutated_text(OMEGA_TEXT), mutated_json(OMEGA_JSON)),
     suffix=st.sampled_from([".csv", ".json", ".txt", ".toml"]),
@@ -195,7 +195,7 @@ FIT_TEXT = (DATA / "fuzz" / "fit.json").read_text()
 FIT = json.loads(FIT_TEXT)
 
 
-@settings(FUZZ, max_examples=250)
+@settings(FUZZ, max_examples=400)
 @given(data=st.one_of(mutated_json([FIT]), mutated_text([FIT_TEXT])))
 # an estimate beyond float range: OverflowError
 @example(data=FIT_TEXT.replace('"Hb0": 12.6', '"Hb0": 1' + "0" * 400).encode())

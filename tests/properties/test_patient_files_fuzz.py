@@ -92,7 +92,7 @@ def lab_tables(draw: st.DrawFn) -> tuple[list[str], list[list[object]]]:
     return [case(c) for c in columns], rows
 
 
-@settings(FUZZ, max_examples=300)
+@settings(FUZZ, max_examples=500)
 @given(table=lab_tables(), time_unit=TIME_UNITS, as_frame=st.booleans())
 # a DataFrame with a repeated column name: an AttributeError (a frame has no tolist)
 @example(table=(["loinc", "loinc"], []), time_unit=None, as_frame=True)
@@ -109,7 +109,7 @@ def test_generated_lab_tables(
     check("labs CSV", lambda: read_labs(path, time_unit=time_unit), secret=_secret_safe(data))
 
 
-@settings(FUZZ, max_examples=400)
+@settings(FUZZ, max_examples=600)
 @given(data=mutated_text(LAB_SEEDS), time_unit=st.sampled_from([None, "h", "d", "x"]))
 # a date-time whose UTC time is before year 1: an OverflowError
 @example(
@@ -153,7 +153,7 @@ def record_tables(draw: st.DrawFn) -> bytes:
     return _csv(columns, rows)
 
 
-@settings(FUZZ, max_examples=150)
+@settings(FUZZ, max_examples=300)
 @given(data=st.one_of(record_tables(), mutated_text(RECORD_SEEDS)))
 def test_patient_records(tmp_path: Path, data: bytes) -> None:
     path = write(tmp_path / "patients.csv", data)
@@ -200,7 +200,7 @@ def event_tables(draw: st.DrawFn) -> bytes:
     return _csv([case(c) for c in columns], rows)
 
 
-@settings(FUZZ, max_examples=300)
+@settings(FUZZ, max_examples=500)
 @given(data=st.one_of(event_tables(), mutated_text(EVENT_SEEDS)), time_unit=TIME_UNITS)
 # an identifier shaped like a unit (AMT_UNIT) or a state list (PART) was kept as written,
 # and the store saved it

@@ -122,7 +122,7 @@ def import_files(store: Path, key: bytes, labs: Path, events: Path | None) -> No
         )
 
 
-@settings(FUZZ, max_examples=40)
+@settings(FUZZ, max_examples=60)
 @given(
     labs=st.one_of(mutated_text([LABS], max_changes=2), st.just(LABS.encode())),
     events=st.one_of(st.none(), mutated_text([EVENTS], max_changes=2)),

@@ -54,7 +54,7 @@ def _protocol(path: Path, time_unit: str | None, values: dict[str, object]) -> o
     return read_protocol(path, time_unit=time_unit, values=values)
 
 
-@settings(FUZZ, max_examples=500)
+@settings(FUZZ, max_examples=600)
 @given(
     data=mutated_text(PROTOCOL_SEEDS, toml=True),
     time_unit=st.sampled_from([None, "d", "h", "fortnight"]),

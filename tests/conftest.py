@@ -14,6 +14,12 @@ jax.config.update("jax_enable_x64", True)
 os.environ.setdefault("HEMOLAB_AUDIT_DIR", tempfile.mkdtemp(prefix="hemolab-audit-keys-"))
 
 import hemolab as hl  # noqa: E402
+from tests import _fuzz_counts  # noqa: E402
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # the fuzz tests' input counts, summed over xdist workers (design note 031)
+    _fuzz_counts.register(config)
 
 
 @pytest.fixture(scope="session")

@@ -195,6 +195,14 @@ class Store:
         if events is not None:
             events = _link_fhir_subjects(events, history, keys)
             self._check_event_patients(history, events, keys, numeric)
+        for source_id in by_patient:  # every check before the key table changes at all
+            known = keys.lookup(source_id)
+            if known is not None and (known.anchor is None) != numeric:
+                raise StoreError(
+                    f"patient {known.pseudonym} has a "
+                    f"{'numeric' if known.anchor is None else 'date-time'} clock in the store, "
+                    f"but this file gives {'numeric times' if numeric else 'date-times'}"
+                )
         plan: list[tuple[str, bool, list[tuple[Any, ...]], int | None, str | None]] = []
         anchors: dict[str, Any] = {}
         for source_id, recs in by_patient.items():
@@ -203,12 +211,6 @@ class Store:
             if events is not None and first is not None:
                 first_event = events.first_stamp(source_id)
                 first = first if first_event is None else min(first, first_event)
-            if known is not None and (known.anchor is None) != numeric:
-                raise StoreError(
-                    f"patient {known.pseudonym} has a "
-                    f"{'numeric' if known.anchor is None else 'date-time'} clock in the store, "
-                    f"but this file gives {'numeric times' if numeric else 'date-times'}"
-                )
             key = keys.assign(source_id, None if numeric else first)
             anchors[source_id] = key
             rows = []

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import jax
 import numpy as np
 import pytest
 
 jax.config.update("jax_enable_x64", True)
+# audit keys and chain heads of the tests' stores go to a folder of this run, not the home
+os.environ.setdefault("HEMOLAB_AUDIT_DIR", tempfile.mkdtemp(prefix="hemolab-audit-keys-"))
 
 import hemolab as hl  # noqa: E402
+from tests import _fuzz_counts  # noqa: E402
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # the fuzz tests' input counts, summed over xdist workers (design note 031)
+    _fuzz_counts.register(config)
 
 
 @pytest.fixture(scope="session")

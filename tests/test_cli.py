@@ -85,6 +85,8 @@ def assert_bad_input(result: Result, *fragments: str) -> str:
 
 def test_schemas_ship_for_every_json_command() -> None:
     assert schema_names() == [
+        "audit-report",
+        "audit-verify",
         "calibrate",
         "demo",
         "experiments-list",
@@ -93,20 +95,24 @@ def test_schemas_ship_for_every_json_command() -> None:
         "forecast",
         "import",
         "models",
+        "patients-delete",
+        "report",
         "run",
         "sbml-suite",
         "search",
         "simulate",
         "simulate-sedml",
+        "store-backup",
+        "store-restore",
     ]
     for name in schema_names():
         schema = load_schema(name)
         jsonschema.Draft202012Validator.check_schema(schema)
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
         assert load_schema(f"{name}.schema.json") == schema
-    available = "available: calibrate, demo, experiments-list, experiments-rerun, experiments-show"
+    available = "available: audit-report, audit-verify, calibrate, demo, experiments-list"
     with pytest.raises(hl.HemolabError, match=available):
-        load_schema("report")
+        load_schema("no-such-command")
 
 
 # --- models ---------------------------------------------------------------------------------

@@ -115,15 +115,20 @@ max_probability = 0.5
 
 
 def test_cli_run_over_a_fit_records_and_reruns(model, fit, tmp_path) -> None:
+    import dataclasses
     import json
 
     import jsonschema
     from typer.testing import CliRunner
 
+    from hemolab.audit import AuditLog
     from hemolab.cli._app import app
     from hemolab.cli._schemas import load_schema
 
-    fit_path = fit.save(tmp_path / "fit.json")
+    # a stored patient's fit: its use is audited in the store it is recorded in
+    fit_path = dataclasses.replace(fit, patient="P00000000AB", temporary_patient=False).save(
+        tmp_path / "fit.json"
+    )
     proto = tmp_path / "watch.toml"
     proto.write_text(WATCH)
     runner = CliRunner()
@@ -133,8 +138,10 @@ def test_cli_run_over_a_fit_records_and_reruns(model, fit, tmp_path) -> None:
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     jsonschema.Draft202012Validator(load_schema("run")).validate(doc)
-    assert doc["fit"] == {"patient": "T0000000", "t_last_observation": T_LAST, "time_unit": "d",
-                          "n_draws": 25}  # fmt: skip
+    assert doc["fit"] == {"patient": "P00000000AB", "t_last_observation": T_LAST,
+                          "time_unit": "d", "n_draws": 25}  # fmt: skip
+    (entry,) = AuditLog(store).entries("P00000000AB")
+    assert entry["action"] == "run protocol" and entry["detail"] == "25 posterior draws of fit.json"
     now = patient_now(fit, model, n_draws=25, seed=1)
     api = run_protocol(
         Protocol("w", [Phase("watch", 60.0)], Monitoring(["Hb"], 1.0), [Limit("Hb < 7", "Hb < 7")]),

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import hemolab as hl
 from hemolab.sbml import read_sbml
+from tests._fuzz_counts import tried
 
 SHARED_CASES = Path(__file__).resolve().parents[2] / "shared" / "sbml-cases"
 # a spread of features: reactions, rules, events (delayed, prioritised), delays, functions,
@@ -86,6 +87,7 @@ def test_mutated_documents_read_or_fail_with_hemolab_errors(
     seed: int, kind: int, a: float, b: float, word: str
 ) -> None:
     text = _mutate(_documents()[seed], kind, a, b, word)
+    tried("SBML")
     try:
         read_sbml(text)
     except hl.HemolabError as exc:

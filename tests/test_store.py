@@ -107,6 +107,12 @@ def test_a_failed_import_changes_nothing(tmp_path: Path, key: bytes) -> None:
     with Store(store) as st, pytest.raises(StoreError, match="has a date-time clock in the store"):
         st.import_labs(read_labs(path, time_unit="h"), KeyTable(st.path, key), source_bytes=b"")
     assert {f.name: f.read_bytes() for f in store.iterdir() if f.name == "keys.enc"} == before
+    # a new patient listed before the mismatched one gets no pseudonym in the caller's table
+    path.write_text(numeric.replace("X", "MRN-NEW-0001") + f"{MRN},1,718-7,12,g/dL\n")
+    table = KeyTable(store, key)
+    with Store(store) as st, pytest.raises(StoreError, match="date-time clock"):
+        st.import_labs(read_labs(path, time_unit="h"), table, source_bytes=b"")
+    assert table.lookup("MRN-NEW-0001") is None and len(table) == 2
     with Store(store) as st:
         pseudonym = KeyTable(store, key).lookup(MRN)
         assert pseudonym is not None and len(st.lab_values(pseudonym.pseudonym)) == 2

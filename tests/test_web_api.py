@@ -205,6 +205,8 @@ def test_each_user_sees_only_granted_patients_by_handles(
     denied = [a for a in audit(prepared) if a["action"] == "denied read labs"]
     assert any(a["pseudonym"] == prepared["patients"][0] for a in denied)  # named: not granted
     assert any(a["pseudonym"] is None for a in denied)  # unknown handles
+    assert all(a["actor"] == "bob" and a["via"] == "web" and a["origin"] == "testclient"
+               for a in denied)  # fmt: skip
 
 
 def test_admin_grants_and_revokes_and_a_revoked_patient_disappears_at_once(

@@ -48,6 +48,7 @@ from hemolab.protocols import (
     read_protocol as read_protocol,
     run_protocol as run_protocol,
 )
+from hemolab.reports import write_report as write_report
 from hemolab.results import Results as Results, read_metadata as read_metadata
 from hemolab.sbml import read_antimony as read_antimony, read_sbml as read_sbml
 from hemolab.solve import Status as Status
@@ -101,4 +102,5 @@ __all__ = [
     "run_protocol",
     "simulate",
     "simulate_population",
+    "write_report",
 ]

@@ -41,7 +41,11 @@ from hypothesis import (
 import hemolab as hl
 from hemolab.events import EventDataset, read_events
 from hemolab.events._common import RESERVED_COLUMNS
+from tests._fuzz_counts import tried
+from tests._models import blood_model, pk_model
+from tests.properties._fuzz import DATA, check as fuzz_check, header_holds, mutated_text, write
 
+FILE_SEEDS = [p.read_text() for p in sorted((DATA / "events").glob("*.csv"))]
 SECRET = "MRN-FUZZ-4242"  # a source identifier: must never reach a message
 
 S, M = SECRET, "."  # M: a missing cell
@@ -259,6 +263,7 @@ def note(text: str) -> None:
 
 def read_checked(source: Any, model: hl.Model, n_rows: int) -> EventDataset | None:
     """``read_events`` under the contract; the dataset, or None on a DatasetError."""
+    tried("event dataset")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -404,3 +409,20 @@ def test_names_equal_after_stripping_are_a_dataset_error(
 ) -> None:
     dataset = read_checked(frame, one_cmt, len(frame))
     assert dataset is None, "two AMT columns: one was dropped without a DatasetIssue"
+
+
+# --- the seed files, mutated as text (design note 031) ---------------------------------------
+
+
+@settings(SETTINGS, max_examples=200)
+@given(data=mutated_text(FILE_SEEDS), time_unit=st.sampled_from([None, "h", "d", "x"]))
+def test_mutated_dataset_files_raise_only_hemolab_errors(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes, time_unit: str | None
+) -> None:
+    path = write(tmp_path_factory.mktemp("events") / "events.csv", data)
+    model = blood_model() if b"EVENT" in data.upper() else pk_model()
+    fuzz_check(
+        "event dataset",
+        lambda: read_events(path, model=model, time_unit=time_unit),
+        secret=None if header_holds(data, "MRN-SECRET-991") else "MRN-SECRET-991",
+    )

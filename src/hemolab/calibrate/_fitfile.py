@@ -241,7 +241,7 @@ def load_fit(path: str | os.PathLike[str]) -> FitRecord:
             warnings=tuple(doc.get("warnings") or ()),
             provenance=dict(doc.get("provenance") or {}),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:  # Overflow: int > 1e308
         if isinstance(exc, CalibrationError):
             raise
         msg = f"fit {name!r} is missing or has a malformed field ({exc})"

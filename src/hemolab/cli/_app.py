@@ -715,6 +715,17 @@ from hemolab.cli._search import search  # noqa: E402  (it imports this module)
 
 app.command(name="search")(search)
 
+from hemolab.cli._audit import audit_app  # noqa: E402  (it imports this module)
+from hemolab.cli._store_admin import patients_app, store_app  # noqa: E402
+
+app.add_typer(audit_app, name="audit")
+app.add_typer(store_app, name="store")
+app.add_typer(patients_app, name="patients")
+
+from hemolab.cli._report import report  # noqa: E402  (it imports this module)
+
+app.command(name="report")(report)
+
 from hemolab.cli._web import serve, users_app  # noqa: E402  (it imports this module)
 
 app.command(name="serve")(serve)

@@ -12,17 +12,11 @@ from rich.table import Table
 
 from hemolab._errors import HemolabError
 from hemolab.cli._app import _fail, console
+from hemolab.cli._options import DEFAULT_STORE_DIR, JsonOut, StoreDir, sub_app
 
 __all__ = ["experiments_app"]
 
-experiments_app = typer.Typer(
-    help="The experiments recorded in a store: list them, show one, rerun one.",
-    no_args_is_help=True,
-    add_completion=False,
-)
-
-StoreDir = Annotated[Path, typer.Option("--store", help="Store directory.")]
-JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+experiments_app = sub_app("The experiments recorded in a store: list them, show one, rerun one.")
 
 
 def _open(store: Path) -> Any:
@@ -41,7 +35,7 @@ def _when(t: Any) -> str:
 
 @experiments_app.command("list")
 def list_(
-    store: StoreDir = Path("hemolab-store"),
+    store: StoreDir = DEFAULT_STORE_DIR,
     kind: Annotated[str | None, typer.Option("--kind", help="Only this kind.")] = None,
     status: Annotated[
         str | None,
@@ -94,7 +88,7 @@ def list_(
 @experiments_app.command("show")
 def show(
     experiment_id: Annotated[str, typer.Argument(help="Experiment id (E...).")],
-    store: StoreDir = Path("hemolab-store"),
+    store: StoreDir = DEFAULT_STORE_DIR,
     json_out: JsonOut = False,
 ) -> None:
     """Show one experiment: model, settings, versions, inputs and results with their hashes."""
@@ -126,7 +120,7 @@ def show(
 @experiments_app.command("rerun")
 def rerun(
     experiment_id: Annotated[str, typer.Argument(help="Experiment id (E...).")],
-    store: StoreDir = Path("hemolab-store"),
+    store: StoreDir = DEFAULT_STORE_DIR,
     json_out: JsonOut = False,
 ) -> None:
     """Run an experiment again from its record (stored inputs, settings and seed) as a new

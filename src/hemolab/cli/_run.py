@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich.table import Table
 
@@ -108,9 +109,9 @@ def run(
                                "--typical and --population")  # fmt: skip
         fit_record = None
         if fit is not None:
-            from hemolab.calibrate import load_fit
+            from hemolab.cli._fit_input import load_patient_fit
 
-            fit_record = load_fit(fit)
+            fit_record = load_patient_fit(fit, store, "run protocol", draws)
         model_spec = model or (fit_record.model if fit_record else protocol_model(protocol))
         mdl = load_model(model_spec)
         filled = _placeholder_values(values or [])
@@ -160,6 +161,8 @@ def run(
                 target = Path(tmp) / "outcomes.parquet"
             if target is not None:
                 _write_outcomes(result, target, exp)
+            if exp is not None and result.population is not None:
+                _record_bands(result, mdl, Path(tmp) / "bands.parquet", exp)
     except HemolabError as exc:
         raise _fail(str(exc)) from None
     summary = result.summary() | {"out": str(out) if out else ""}
@@ -221,6 +224,33 @@ def _write_outcomes(result: Any, target: Path, exp: Any) -> None:
         raise HemolabError(f"cannot write {str(target)!r}: {exc.strerror or exc}") from None
     if exp is not None:
         exp.add_result("outcomes.parquet", target)
+
+
+def _record_bands(result: Any, model: Any, target: Path, exp: Any) -> None:
+    """The monitored observables' median and 90 % band over the population, per monitoring
+    time (long: ``time, variable, unit, stat, value``), kept with the experiment for
+    ``hemolab report``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from hemolab.population._run import QUANTILES
+
+    pop = result.population
+    units = {o.name: o.unit or "" for o in model.observables}
+    cols: dict[str, list[Any]] = {"time": [], "variable": [], "unit": [], "stat": [], "value": []}
+    for name in result.protocol.monitoring.observables:
+        for q in QUANTILES:
+            values = np.asarray(pop.bands[name][q], dtype=np.float64)
+            cols["time"] += list(np.asarray(pop.time, dtype=np.float64))
+            cols["variable"] += [name] * len(values)
+            cols["unit"] += [units.get(name, "")] * len(values)
+            cols["stat"] += [f"q{round(100 * q):02d}"] * len(values)
+            cols["value"] += list(values)
+    table = pa.table(cols).replace_schema_metadata(
+        {b"hemolab.time_unit": result.time_unit.encode()}
+    )
+    pq.write_table(table, target)
+    exp.add_result("bands.parquet", target)
 
 
 @contextlib.contextmanager

@@ -84,12 +84,12 @@ def search(
         ps = read_protocol_search(space, protocol=protocol)
         fit_record = now = None
         if fit is not None:
-            from hemolab.calibrate import load_fit
+            from hemolab.cli._fit_input import load_patient_fit
 
             if population is not None:
                 raise HemolabError("--fit searches over the patient's posterior draws: leave "
                                    "out --population")  # fmt: skip
-            fit_record = load_fit(fit)
+            fit_record = load_patient_fit(fit, store, "search protocols", draws)
         model_spec = fit_record.model if fit_record else protocol_model(ps.protocol)
         mdl = load_model(model_spec)
         mid = {k: v[0] for k, v in ps.space.decode(np.full((1, ps.space.dim), 0.5)).items()}

@@ -362,6 +362,44 @@ class ExperimentStore:
             )
         return found[0]
 
+    def mentioning(self, text: str) -> list[str]:
+        """Ids of the experiments whose spec, inputs or results contain ``text`` (a patient's
+        pseudonym: the experiments made from that patient's data)."""
+        needle = text.encode()
+        found = []
+        for record in self.list():
+            hit = needle in json.dumps(record.spec).encode()
+            for f in (*record.inputs.values(), *record.results.values()):
+                if hit:
+                    break
+                try:
+                    hit = needle in f.path.read_bytes()
+                except OSError:
+                    continue
+            if hit:
+                found.append(record.id)
+        return found
+
+    def delete(self, experiment_ids: list[str]) -> None:
+        """Remove experiments: their catalogue rows in one transaction (nothing lists them
+        any more), then their folders."""
+        ids = list(experiment_ids)
+        if not ids:
+            return
+
+        def drop(db: Any) -> None:
+            marks = ", ".join("?" * len(ids))
+            db.execute(f"DELETE FROM experiment_files WHERE id IN ({marks})", ids)
+            db.execute(f"DELETE FROM experiments WHERE id IN ({marks})", ids)
+
+        self.catalogue.write(drop)
+        for eid in ids:
+            folder = self.folder(eid)
+            if folder.exists():
+                doomed = folder.with_name(f".deleted-{eid}")
+                os.replace(folder, doomed)
+                shutil.rmtree(doomed)
+
 
 _COLUMNS = (
     "id",

@@ -51,7 +51,13 @@ class Variability:
     def __post_init__(self) -> None:
         names = tuple(self.parameters)
         object.__setattr__(self, "parameters", names)
-        om = np.asarray(self.omega, dtype=np.float64)
+        try:
+            om = np.asarray(self.omega, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):  # ragged rows, text, huge integers
+            raise ModelError(
+                f"omega must be a {len(names)}×{len(names)} matrix of numbers for parameters "
+                f"{list(names)}"
+            ) from None
         if om.ndim == 0 and len(names) == 1:
             om = om.reshape(1, 1)
         if om.shape != (len(names), len(names)):

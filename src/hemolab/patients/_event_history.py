@@ -44,6 +44,17 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}|-?[0-9]+")  # CMT, DVID, PARAM
 _UNIT = re.compile(r"[A-Za-z0-9_\[\]/.*^{}%'-]{1,32}")  # AMT_UNIT (UCUM), PART (state list)
 
 
+def _is_ucum(text: str) -> bool:
+    from hemolab._errors import UnitError
+    from hemolab.model._units import parse_unit
+
+    try:
+        parse_unit(text)
+    except UnitError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class EventRow:
     """One row: its patient (``source_id``, never logged), its time (``time_h`` on the file's
@@ -145,8 +156,17 @@ def read_event_history(
         elif col == "DONOR":
             issue(i + 1, col, "sample mixing cannot be imported: DONOR names another patient")
             return None
-        elif not (_NAME if col in ("CMT", "DVID", "PARAM") else _UNIT).fullmatch(text):
+        elif col != "PART" and not (_NAME if col in ("CMT", "DVID", "PARAM") else _UNIT).fullmatch(
+            text
+        ):
             issue(i + 1, col, "expected a state, observable or parameter name, or a unit")
+            return None
+        elif col == "PART" and not all(_NAME.fullmatch(p.strip()) for p in text.split(";")):
+            issue(i + 1, col, "expected whole, plasma, cells or a ;-list of state names")
+            return None
+        elif col == "AMT_UNIT" and not _is_ucum(text):
+            # the store keeps the cell: only a unit, never text that merely looks like one
+            issue(i + 1, col, "expected a UCUM unit (mg, ug/kg, mg/m2, [iU]/kg, ...)")
             return None
         return text
 

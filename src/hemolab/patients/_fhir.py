@@ -205,7 +205,12 @@ def _effective(obs: Any, allow_partial: bool) -> datetime | None:
     if value is None and obs.effectivePeriod is not None:
         value = obs.effectivePeriod.start
     if isinstance(value, datetime):
-        return value.astimezone(UTC) if value.utcoffset() is not None else None
+        if value.utcoffset() is None:
+            return None
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00+14:00 is before year 1 in UTC
+            return None
     if allow_partial and isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=UTC)
     if allow_partial and value is not None:

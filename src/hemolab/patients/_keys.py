@@ -135,6 +135,20 @@ class KeyTable:
     def pseudonyms(self) -> set[str]:
         return {str(e["pseudonym"]) for e in self._entries.values()}
 
+    def remove(self, pseudonym: str) -> int:
+        """Forget every identifier mapped to ``pseudonym`` (a deleted patient); returns how
+        many entries went. ``save`` writes the change."""
+        gone = [sid for sid, e in self._entries.items() if e["pseudonym"] == pseudonym]
+        for sid in gone:
+            del self._entries[sid]
+        return len(gone)
+
+    def rekey(self, new_key: bytes) -> None:
+        """Encrypt under ``new_key`` from now on (``save`` writes the table under it)."""
+        from cryptography.fernet import Fernet
+
+        self._fernet = Fernet(new_key)
+
     def save(self) -> None:
         """Encrypt and write the table atomically (temporary file, then rename)."""
         token = self._fernet.encrypt(

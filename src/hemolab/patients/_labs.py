@@ -1,7 +1,8 @@
 """Lab histories from CSV (DATA-FORMATS §B): one pass, every problem reported at once.
 
 A lab file is long: one row per value, ``patient_id, time | datetime, loinc, value, unit``
-and optionally ``analyte, lloq, status, specimen``. Values are converted to each analyte's
+and optionally ``analyte, lloq, status, specimen`` (a specimen type of ``SPECIMENS``: the
+store keeps it, so free text is refused). Values are converted to each analyte's
 canonical unit (``_analytes.py``); values below the lower limit of quantification (``<0.5``,
 or a ``value`` under the row's ``lloq``, or a missing value with an ``lloq``) are kept as
 censored observations. Observation status follows FHIR's rules: ``final``, ``amended`` and
@@ -37,6 +38,11 @@ _KEEP = frozenset({"final", "amended", "corrected"})
 _FLAG = frozenset({"preliminary"})
 _DROP = frozenset({"registered", "cancelled", "entered-in-error", "unknown"})
 _WHAT = "lab history"
+# specimen types a haematology value comes from: a closed list, because the store keeps the
+# cell and free text could be anything (a name or an MRN in a shifted column; note 014)
+SPECIMENS = frozenset({"blood", "whole blood", "venous", "venous blood", "arterial",
+                       "arterial blood", "capillary", "capillary blood", "cord blood", "serum",
+                       "plasma", "bone marrow", "marrow"})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -261,6 +267,14 @@ def read_labs(
             issue(row, lower["value"], "missing; give a value, '<limit', or an lloq")
         elif text is not None and (value is None or not math.isfinite(value) or value < 0):
             issue(row, lower["value"], "expected a number >= 0 or '<limit' (below the LLOQ)")
+        specimen = cell(i, "specimen")
+        if specimen is not None and specimen.lower() not in SPECIMENS:
+            issue(
+                row,
+                lower.get("specimen"),
+                f"not a specimen type hemolab keeps; expected one of {', '.join(sorted(SPECIMENS))}"
+                " or nothing",
+            )
         if len(issues) > before or analyte is None or factor is None or source_id is None:
             continue
         censored = (
@@ -279,7 +293,7 @@ def read_labs(
                 preliminary=status in _FLAG,
                 time_h=time_h,
                 stamp=stamp,
-                specimen=cell(i, "specimen"),
+                specimen=None if specimen is None else specimen.lower(),
                 row=row,
             )
         )
@@ -312,7 +326,10 @@ def _timestamp(text: str | None) -> datetime | None:
         return None
     if stamp.utcoffset() is None:
         return None
-    return stamp.astimezone(UTC)
+    try:
+        return stamp.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        return None
 
 
 def _load(source: Any, file_name: str | None) -> tuple[dict[str, list[Any]], str]:
@@ -340,4 +357,10 @@ def _load(source: Any, file_name: str | None) -> tuple[dict[str, list[Any]], str
             raise DatasetError(
                 [DatasetIssue(name, None, None, f"not a readable CSV file: {exc}")], what=_WHAT
             ) from None
-    return {str(c).strip(): frame[c].tolist() for c in frame.columns}, name
+    names = [str(c).strip() for c in frame.columns]
+    if len(set(names)) != len(names):  # a DataFrame may repeat a name (a CSV gets "x.1")
+        raise DatasetError(
+            [DatasetIssue(name, None, None, "column names repeat; keep one column of each")],
+            what=_WHAT,
+        )
+    return {c: frame.iloc[:, k].tolist() for k, c in enumerate(names)}, name

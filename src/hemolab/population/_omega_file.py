@@ -43,13 +43,15 @@ def read_omega(path: str | os.PathLike[str]) -> Variability:
             raise HemolabError(f"omega file {str(p)!r}: expected .csv or .json")
     except ModelError as exc:
         raise HemolabError(f"omega file {str(p)!r}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise HemolabError(f"omega file {str(p)!r}: not UTF-8 text (byte {exc.start})") from None
     return var
 
 
 def _number(p: Path, where: str, text: object) -> float:
     try:
         x = float(text)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON int beyond 1e308
         raise HemolabError(f"omega file {str(p)!r}, {where}: {text!r} is not a number") from None
     if not math.isfinite(x):
         raise HemolabError(f"omega file {str(p)!r}, {where}: {text!r} is not finite")

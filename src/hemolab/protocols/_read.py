@@ -389,8 +389,16 @@ _NUMBER = re.compile(r"[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?)")
 
 
 def placeholders(path: str | os.PathLike[str]) -> set[str]:
-    """The ``{name}`` placeholders a protocol template uses (in its text values)."""
-    doc = tomllib.loads(Path(path).read_text(encoding="utf-8", errors="replace"))
+    """The ``{name}`` placeholders a protocol template uses (in its text values).
+
+    Raises :class:`ProtocolError` when the file is missing or is no TOML."""
+    p = Path(path)
+    if not p.is_file():
+        raise ProtocolError(f"protocol {str(p)!r} does not exist or is not a file")
+    try:
+        doc = tomllib.loads(p.read_text(encoding="utf-8", errors="replace"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ProtocolError(f"{p}: not valid TOML: {exc}") from None
     found: set[str] = set()
 
     def walk(x: Any) -> None:

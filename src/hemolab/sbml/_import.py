@@ -694,18 +694,30 @@ def import_antimony(source: str | os.PathLike[str]) -> SBMLImport:
     text = str(source)
     path = Path(text) if "\n" not in text and len(text) < 4096 else None
     if path is not None and path.suffix in (".ant", ".txt", ".antimony") and path.is_file():
-        label, text = str(path), path.read_text()
+        label = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise SBMLError(f"{label}: not UTF-8 text (byte {exc.start})") from None
     elif path is not None and path.suffix in (".ant", ".antimony") and not path.is_file():
         raise SBMLError(f"Antimony file {text!r} does not exist")
     else:
         label = "Antimony string"
+    text = text.removeprefix("\ufeff")  # an editor's byte-order mark: no Antimony token
     antimony.clearPreviousLoads()
-    if antimony.loadAntimonyString(text) < 0:
-        message = (antimony.getLastError() or "cannot parse").strip()
-        raise SBMLError(f"{label}: {message}")
-    module = antimony.getMainModuleName()
-    sbml = antimony.getSBMLString(module)
-    if not sbml:
-        raise SBMLError(f"{label}: Antimony produced no SBML ({antimony.getLastError()})")
+    # the antimony package decodes its C strings as UTF-8: an error that quotes a cut
+    # multi-byte character raises UnicodeDecodeError instead of returning the message
+    try:
+        if antimony.loadAntimonyString(text) < 0:
+            message = (antimony.getLastError() or "cannot parse").strip()
+            raise SBMLError(f"{label}: {message}")
+        module = antimony.getMainModuleName()
+        sbml = antimony.getSBMLString(module)
+        if not sbml:
+            raise SBMLError(f"{label}: Antimony produced no SBML ({antimony.getLastError()})")
+    except UnicodeDecodeError:
+        raise SBMLError(
+            f"{label}: Antimony cannot parse the text (its message is no UTF-8)"
+        ) from None
     doc, _ = _read_document(sbml)
     return _Builder(doc.getModel(), label).build()

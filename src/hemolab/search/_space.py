@@ -342,7 +342,7 @@ def read_search_space(
                 f"{lines.of('variables', name)}: variables.{name} must be a table with a type"
             )
         kind = spec.get("type")
-        if kind not in _FIELDS:
+        if not isinstance(kind, str) or kind not in _FIELDS:  # type = [] is unhashable
             raise SearchSpaceError(
                 f"{lines.of(table, 'type')}: variables.{name}.type must be "
                 f"continuous, integer or categorical, got {kind!r}"

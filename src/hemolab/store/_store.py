@@ -3,10 +3,12 @@
 One directory (``--store``, default ``./hemolab-store``) holds
 
 * ``hemolab.duckdb``: the de-identified tables (``patients``, ``lab_values``, ``events``,
-  ``imports``, ``forecasts``) and ``audit``, one row per access to a patient's data (who,
-  when, what, which pseudonym);
+  ``imports``, ``forecasts``);
 * ``keys.enc``: the encrypted key table (``hemolab.patients._keys``), the only file where a
-  pseudonym meets an identifier.
+  pseudonym meets an identifier;
+* ``audit.log``: one entry per access to a patient's data (who, through what, from where,
+  when, what, which pseudonym), chained with an HMAC whose key is kept apart
+  (``hemolab.audit``). A ``Store`` acts for one ``Actor``: the OS user by default.
 
 An import writes the key table first (new pseudonyms), then every table in one DuckDB
 transaction: a failure leaves the stored data as it was, and a retried import reuses the
@@ -15,7 +17,6 @@ pseudonyms. Re-importing values already stored adds nothing (idempotent).
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
 import os
@@ -28,9 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from hemolab._errors import HemolabError
+from hemolab.audit import Actor, AuditLog
 from hemolab.patients._event_history import EventHistory
 from hemolab.patients._keys import KeyTable
 from hemolab.patients._labs import LabHistory
+from hemolab.store._connect import connect
 
 __all__ = ["DEFAULT_STORE", "ImportSummary", "Store", "StoreError"]
 
@@ -55,9 +58,6 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS events (
         pseudonym TEXT NOT NULL, time_h DOUBLE NOT NULL, seq INTEGER NOT NULL,
         fields TEXT NOT NULL, import_id TEXT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS audit (
-        at_time TIMESTAMPTZ NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
-        pseudonym TEXT, detail TEXT)""",
 )
 _PSEUDONYM = re.compile(r"P[0-9A-F]{10}")
 _AGE_CAP = 90  # HIPAA Safe Harbor: ages over 89 are reported as 90
@@ -102,13 +102,6 @@ def _rows_text(rows: list[int]) -> str:
     return shown + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
 
 
-def _actor() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no user name (containers)
-        return f"uid {os.getuid()}"
-
-
 def _age(birth_year: int | None, anchor: datetime | None) -> int | None:
     if birth_year is None:
         return None
@@ -117,20 +110,40 @@ def _age(birth_year: int | None, anchor: datetime | None) -> int | None:
 
 
 class Store:
-    """A store directory; ``Store(path)`` creates it if needed."""
+    """A store directory; ``Store(path)`` creates it if needed. Every access to a patient's
+    data is audited under ``actor`` (default: the OS user, via the CLI, on this host)."""
 
     DB = "hemolab.duckdb"
 
-    def __init__(self, path: str | os.PathLike[str] = DEFAULT_STORE):
-        import duckdb
+    def __init__(self, path: str | os.PathLike[str] = DEFAULT_STORE, *, actor: Actor | None = None):
 
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
             raise StoreError(f"store {str(self.path)!r} is a file, not a directory")
         self.path.mkdir(parents=True, exist_ok=True)
-        self._db = duckdb.connect(str(self.path / self.DB))
+        self.actor = actor if actor is not None else Actor.cli()
+        self._log = AuditLog(self.path)
+        self._db = connect(self.path / self.DB)
         for statement in _SCHEMA:
             self._db.execute(statement)
+        self._migrate_audit_table()
+
+    def _migrate_audit_table(self) -> None:
+        """Stores made before the chained log kept the trail in a table: move its rows into
+        the log (oldest first, their times kept), then drop the table."""
+        has_table = self._db.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'audit'"
+        ).fetchone()
+        if not has_table or not has_table[0]:
+            return
+        rows = self._db.execute(
+            "SELECT at_time, actor, action, pseudonym, detail FROM audit ORDER BY at_time, rowid"
+        ).fetchall()
+        if rows and not self._log.path.exists():
+            for at, user, action, pseudonym, detail in rows:
+                self._log.append(Actor(str(user), "cli", "(moved from the database's audit table)"),
+                                 str(action), pseudonym, detail or "", at=at)  # fmt: skip
+        self._db.execute("DROP TABLE audit")
 
     def close(self) -> None:
         self._db.close()
@@ -142,22 +155,25 @@ class Store:
         self.close()
 
     def audit(self, action: str, pseudonym: str | None = None, detail: str = "") -> None:
-        """Record an access (``detail`` must not identify anyone: pseudonyms and counts)."""
-        self._db.execute(
-            "INSERT INTO audit VALUES (?, ?, ?, ?, ?)",
-            [datetime.now(UTC), _actor(), action, pseudonym, detail],
-        )
+        """Record an access by this store's actor in the audit log (``detail`` must not
+        identify anyone: pseudonyms and counts)."""
+        self._log.append(self.actor, action, pseudonym, detail)
 
     def audit_trail(self, pseudonym: str | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT at_time, actor, action, pseudonym, detail FROM audit"
-        args: list[Any] = []
-        if pseudonym is not None:
-            sql += " WHERE pseudonym = ?"
-            args.append(pseudonym)
-        rows = self._db.execute(sql + " ORDER BY at_time, rowid", args).fetchall()
+        """The audit entries (of one patient), oldest first: ``at`` (UTC), ``actor`` (the
+        user), ``via``, ``origin``, ``action``, ``pseudonym``, ``detail``. Not verified:
+        ``hemolab.audit.AuditLog(path).verify()`` checks the chain."""
         return [
-            dict(zip(("at", "actor", "action", "pseudonym", "detail"), r, strict=True))
-            for r in rows
+            {
+                "at": datetime.fromisoformat(e["at"]),
+                "actor": e["user"],
+                "via": e["via"],
+                "origin": e["origin"],
+                "action": e["action"],
+                "pseudonym": e["pseudonym"],
+                "detail": e["detail"],
+            }
+            for e in self._log.entries(pseudonym)
         ]
 
     def import_labs(
@@ -179,6 +195,14 @@ class Store:
         if events is not None:
             events = _link_fhir_subjects(events, history, keys)
             self._check_event_patients(history, events, keys, numeric)
+        for source_id in by_patient:  # every check before the key table changes at all
+            known = keys.lookup(source_id)
+            if known is not None and (known.anchor is None) != numeric:
+                raise StoreError(
+                    f"patient {known.pseudonym} has a "
+                    f"{'numeric' if known.anchor is None else 'date-time'} clock in the store, "
+                    f"but this file gives {'numeric times' if numeric else 'date-times'}"
+                )
         plan: list[tuple[str, bool, list[tuple[Any, ...]], int | None, str | None]] = []
         anchors: dict[str, Any] = {}
         for source_id, recs in by_patient.items():
@@ -187,12 +211,6 @@ class Store:
             if events is not None and first is not None:
                 first_event = events.first_stamp(source_id)
                 first = first if first_event is None else min(first, first_event)
-            if known is not None and (known.anchor is None) != numeric:
-                raise StoreError(
-                    f"patient {known.pseudonym} has a "
-                    f"{'numeric' if known.anchor is None else 'date-time'} clock in the store, "
-                    f"but this file gives {'numeric times' if numeric else 'date-times'}"
-                )
             key = keys.assign(source_id, None if numeric else first)
             anchors[source_id] = key
             rows = []
@@ -272,10 +290,6 @@ class Store:
                     "n_values": added,
                     "n_duplicates": len(rows) - added,
                 }
-                db.execute(
-                    "INSERT INTO audit VALUES (?, ?, 'import', ?, ?)",
-                    [now, _actor(), pseudonym, f"import {import_id}: {added} lab values"],
-                )
             n_events = self._insert_events(event_rows, patients, import_id)
             db.execute(
                 "INSERT INTO imports VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -286,7 +300,7 @@ class Store:
                     hashlib.sha256(source_bytes).hexdigest(),
                     len(plan),
                     total,
-                    _actor(),
+                    self.actor.user,
                 ],
             )
             if events is not None:
@@ -294,12 +308,16 @@ class Store:
                     "INSERT INTO imports VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [f"{import_id}-events", now, "events",
                      hashlib.sha256(events_bytes).hexdigest(), len(event_rows), n_events,
-                     _actor()],
+                     self.actor.user],
                 )  # fmt: skip
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        for pseudonym, info in patients.items():  # after the commit: what is stored is logged
+            self.audit("import", pseudonym, f"import {import_id}: {info['n_values']} lab values")
+            if "n_events" in info:
+                self.audit("import", pseudonym, f"import {import_id}: {info['n_events']} events")
         return ImportSummary(import_id, patients, total, dict(history.dropped), n_events)
 
     def _check_event_patients(
@@ -358,7 +376,6 @@ class Store:
             info["n_events"] = added
             info["n_event_duplicates"] = len(rows) - added
             total += added
-            self.audit("import", pseudonym, f"import {import_id}: {added} events")
         return total
 
     def lab_values(self, pseudonym: str, *, actor_action: str = "read") -> list[dict[str, Any]]:
@@ -400,6 +417,56 @@ class Store:
         "upper", "level", "p_within_horizon", "horizon", "fit_sha256",
     )  # fmt: skip
 
+    def is_patient(self, pseudonym: str) -> bool:
+        """Whether ``pseudonym`` names a patient of this store (not audited: no data read)."""
+        found = self._db.execute(
+            "SELECT count(*) FROM patients WHERE pseudonym = ?", [pseudonym]
+        ).fetchone()
+        return bool(found and found[0])
+
+    def delete_patient(self, pseudonym: str, keys: KeyTable) -> dict[str, int]:
+        """Remove a patient: its rows in every table (one transaction), its key-table entry,
+        and the experiments made from its data; the audit log keeps a ``delete`` entry.
+        Repeating a delete that was interrupted finishes it."""
+        from hemolab.experiments import ExperimentStore
+        from hemolab.store._purge import purge
+
+        if not _PSEUDONYM.fullmatch(pseudonym):
+            raise StoreError("a patient is deleted by its pseudonym (P + 10 hex digits)")
+        in_keys = pseudonym in keys.pseudonyms()
+        if not self.is_patient(pseudonym) and not in_keys:
+            self._known(pseudonym)  # the same message as any unknown patient
+        counts: dict[str, int] = {}
+        self._db.execute("BEGIN TRANSACTION")
+        try:
+            for table in ("lab_values", "events", "forecasts", "patients"):
+                row = self._db.execute(
+                    f"SELECT count(*) FROM {table} WHERE pseudonym = ?", [pseudonym]
+                ).fetchone()
+                counts[table] = int(row[0]) if row else 0
+                self._db.execute(f"DELETE FROM {table} WHERE pseudonym = ?", [pseudonym])
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        purge(self.path / self.DB, con=self._db)  # the deleted rows' bytes leave the disk
+        self._db.close()
+        self._db = connect(self.path / self.DB)
+        counts["key_entries"] = keys.remove(pseudonym)
+        keys.save()
+        doomed: list[str] = []
+        catalogue = self.path / "experiments.duckdb"
+        if catalogue.exists():
+            experiments = ExperimentStore(self.path)
+            doomed = experiments.mentioning(pseudonym)
+            experiments.delete(doomed)
+            if doomed:
+                purge(catalogue)
+        counts["experiments"] = len(doomed)
+        detail = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items())
+        self.audit("delete", pseudonym, f"deleted: {detail}")
+        return counts
+
     def _known(self, pseudonym: str) -> None:
         known = self._db.execute(
             "SELECT count(*) FROM patients WHERE pseudonym = ?", [pseudonym]
@@ -424,11 +491,11 @@ class Store:
         try:
             self._db.execute(f"INSERT INTO forecasts VALUES (?, {', '.join('?' * len(row))})",
                              [pseudonym, *row])  # fmt: skip
-            self.audit("forecast", pseudonym, f"{forecast['threshold']} from {fit_sha256[:12]}")
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
+        self.audit("forecast", pseudonym, f"{forecast['threshold']} from {fit_sha256[:12]}")
 
     def forecasts(self, pseudonym: str, threshold: str | None = None) -> list[dict[str, Any]]:
         """The patient's forecast history, oldest first (the access is audited)."""

@@ -13,18 +13,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import random
-import time
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
+from hemolab.audit import Actor
 from hemolab.web._users import Session
 
-__all__ = ["Busy", "NotFound", "WebActor", "handle_of", "open_store", "resolve"]
+__all__ = ["Busy", "NotFound", "handle_of", "make_actor", "open_store", "resolve"]
 
-LOCK_WAIT_S = 10.0
+# one Store open at a time in the server process: requests and job results take turns (each
+# holds it for milliseconds); other processes (a CLI import) are waited for by the Store
+_ONE_AT_A_TIME = threading.Lock()
 
 
 class NotFound(Exception):
@@ -35,55 +36,28 @@ class Busy(Exception):
     """The patient store stayed locked by another process (an import running)."""
 
 
-@dataclass(frozen=True)
-class WebActor:
-    """Who acts: ``hemolab.audit.Actor``'s fields (user, via, origin)."""
-
-    user: str
-    via: str
-    origin: str
-
-
-def make_actor(user: str, origin: str) -> Any:
-    """The store's ``Actor`` for a web request (a stand-in until ``hemolab.audit`` exists)."""
-    try:
-        from hemolab.audit import Actor  # type: ignore[import-not-found]
-    except ImportError:
-        return WebActor(user, "web", origin)
+def make_actor(user: str, origin: str) -> Actor:
+    """The audit trail's actor of a web request: the signed-in user at the client's address."""
     return Actor(user=user, via="web", origin=origin)
 
 
-def _is_lock_error(exc: Exception) -> bool:
-    text = str(exc).lower()
-    return "lock" in text and ("conflicting" in text or "could not set" in text)
-
-
 @contextmanager
-def open_store(store_dir: str | os.PathLike[str], actor: Any) -> Iterator[Any]:
-    """The patient store opened under ``actor`` for one request, closed after it (waits up to
-    LOCK_WAIT_S for a CLI import that holds the file)."""
-    import duckdb
-
+def open_store(store_dir: str | os.PathLike[str], actor: Actor) -> Iterator[Any]:
+    """The patient store opened under ``actor`` for one request, closed after it."""
+    from hemolab._errors import HemolabError
     from hemolab.store import Store
 
-    deadline = time.monotonic() + LOCK_WAIT_S
-    wait = 0.01
-    while True:
+    with _ONE_AT_A_TIME:
         try:
-            try:
-                store: Any = Store(store_dir, actor=actor)  # type: ignore[call-arg]
-            except TypeError:  # before the audit trail's Actor lands
-                store = Store(store_dir)
-            break
-        except (duckdb.IOException, duckdb.ConnectionException) as exc:
-            if not _is_lock_error(exc) or time.monotonic() > deadline:
+            store = Store(store_dir, actor=actor)
+        except HemolabError as exc:
+            if "locked" in str(exc):
                 raise Busy() from None
-        time.sleep(wait * (0.5 + random.random()))
-        wait = min(wait * 2, 0.25)
-    try:
-        yield store
-    finally:
-        store.close()
+            raise
+        try:
+            yield store
+        finally:
+            store.close()
 
 
 def handle_of(session: Session, pseudonym: str) -> str:

@@ -318,6 +318,18 @@ def test_a_protocol_job_runs_in_a_worker_and_is_recorded(shared: Any) -> None:
     page = alice.get("/experiments/compare", params={"a": result["experiment"],
                                                      "b": result["experiment"]})  # fmt: skip
     assert page.status_code == 200 and "docetaxel" in page.text
+    # a report of it, written by a worker into the store's reports/, then downloaded
+    rep = alice.post("/api/reports", headers=h, json={"experiments": [result["experiment"]]})
+    written = wait_for(alice, rep.json()["id"])
+    assert written["status"] == "done", written["message"]
+    name = written["result"]["report"]
+    assert name in [r["name"] for r in alice.get("/api/reports").json()]
+    down = bob.get(f"/api/reports/{name}/download")  # a viewer reads reports
+    assert down.status_code == 200 and "research use" in down.text
+    assert bob.post("/api/reports", headers={"X-CSRF-Token": csrf_of(bob)},
+                    json={"experiments": [result["experiment"]]}).status_code == 403  # fmt: skip
+    unknown = alice.post("/api/reports", headers=h, json={"experiments": ["E1"]})
+    assert unknown.status_code == 404
     traversal = alice.post("/api/protocols/run", headers=h,
                            json={"protocol": "../examples/docetaxel-protocol.toml"})  # fmt: skip
     assert traversal.status_code == 404

@@ -217,6 +217,33 @@ def _report(request: Request, name: str) -> Path:
     return path
 
 
+class ReportRequest(BaseModel):
+    experiments: list[str] = Field(min_length=1, max_length=10)
+
+
+@router.post("/api/reports", summary="Write a report of experiments (a job)")
+def write_report(body: ReportRequest, request: Request, session: Analyst) -> dict[str, Any]:
+    import secrets
+    import time
+
+    state = web(request)
+    known = {e["id"] for e in experiments(request, session)}
+    if not all(_EXPERIMENT.fullmatch(e) and e in known for e in body.experiments):
+        raise HTTPException(404, "no such experiment")
+    folder = _reports_dir(request)
+    folder.mkdir(exist_ok=True)
+    name = f"report-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}.html"
+    args = {"store": str(state.store_dir), "experiments": body.experiments,
+            "out": str(folder / name)}  # fmt: skip
+    label = f"report of {len(body.experiments)} experiment(s)"
+    try:
+        job = state.jobs.submit(session.user.name, "report", label,
+                                "hemolab.web._workers:write_report_file", args)  # fmt: skip
+    except LookupError as exc:
+        raise HTTPException(429, str(exc)) from None
+    return job.to_json()
+
+
 @router.get("/api/reports", summary="Report files of the store")
 def reports(request: Request, session: Viewer) -> list[dict[str, Any]]:
     folder = _reports_dir(request)

@@ -119,3 +119,12 @@ def fit_patient(args: dict[str, Any], report: Report) -> dict[str, Any]:
         "fit": fit_text,
         "label": RESEARCH_USE,
     }
+
+
+def write_report_file(args: dict[str, Any], report: Report) -> dict[str, Any]:
+    """``hemolab report IDS --out <store>/reports/NAME``: one self-contained HTML file."""
+    from hemolab.reports import write_report
+
+    report("reading the experiments and drawing", 0, len(args["experiments"]))
+    path = write_report(args["store"], args["experiments"], args["out"])
+    return {"report": Path(path).name, "bytes": Path(path).stat().st_size}

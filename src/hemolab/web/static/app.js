@@ -136,3 +136,24 @@ if (document.body.dataset.page === "job") {
   });
   pollJob();
 }
+
+// experiments: write a report of the ticked ones (a job), then offer it
+const reportButton = document.getElementById("write-report");
+if (reportButton) {
+  reportButton.addEventListener("click", async () => {
+    const status = document.getElementById("report-status");
+    const ids = [...document.querySelectorAll("input.in-report:checked")].map((c) => c.value);
+    if (!ids.length) { status.textContent = "tick at least one experiment"; return; }
+    try {
+      const job = await api("POST", "/api/reports", { experiments: ids });
+      const poll = async () => {
+        const j = await api("GET", "/api/jobs/" + encodeURIComponent(job.id));
+        status.textContent = j.status + " — " + progressText(j);
+        if (j.status === "done") {
+          status.replaceChildren("written: ", el("a", { href: "/reports/" + encodeURIComponent(j.result.report), target: "_blank", rel: "noopener", text: j.result.report }));
+        } else if (!["failed", "cancelled"].includes(j.status)) setTimeout(poll, 700);
+      };
+      poll();
+    } catch (e) { status.textContent = e.message; }
+  });
+}

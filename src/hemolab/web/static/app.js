@@ -123,7 +123,13 @@ async function pollJob() {
     const finished = ["done", "failed", "cancelled"].includes(j.status);
     cancel.hidden = finished;
     if (finished) {
-      if (j.result && j.kind === "protocol") document.getElementById("job-result").replaceChildren(protocolResult(j.result));
+      const box = document.getElementById("job-result");
+      if (j.result && j.kind === "protocol") box.replaceChildren(protocolResult(j.result));
+      if (j.result && j.kind === "report") {
+        box.replaceChildren(el("p", {}, "written: ", el("a", { href: "/reports/" + encodeURIComponent(j.result.report), target: "_blank", rel: "noopener", text: j.result.report })));
+      }
+      if (j.result && j.kind === "fit") box.replaceChildren(el("p", { text: "the fit and forecast are on the patient's page" }));
+      if (j.status === "failed") box.replaceChildren(el("p", { class: "error", text: j.message }));
       return;
     }
   } catch (e) { document.getElementById("job-status").textContent = e.message; }

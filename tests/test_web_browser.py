@@ -203,3 +203,24 @@ def test_a_report_download(server: dict[str, Any], browser: Any, tmp_path: Path)
     download.save_as(saved)
     assert "a report" in saved.read_text()
     tab.close()
+
+
+def test_a_long_run_shows_progress_and_is_cancelled(server: dict[str, Any], browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    tab = Tab(browser, server["url"])
+    tab.login("alice")
+    tab.go("/protocols")
+    row = tab.page.locator("form[data-protocol='docetaxel-protocol.toml']")
+    row.locator("input[name=population]").fill("5000")
+    row.locator("button").click()
+    tab.page.wait_for_url("**/jobs/*")
+    # the worker reports (a spawned process: it imports JAX first)
+    expect(tab.page.locator("#job-status")).to_contain_text("/5000", timeout=60_000)
+    tab.shot("08-job-running")
+    tab.page.click("#job-cancel")
+    expect(tab.page.locator("#job-status")).to_contain_text("cancelled")
+    tab.go("/jobs")
+    expect(tab.page.locator("#jobs tbody")).to_contain_text("cancelled")
+    tab.shot("09-jobs")
+    tab.close()

@@ -405,3 +405,17 @@ def test_users_commands(tmp_path: Path, prepared: dict[str, Any]) -> None:
     assert out.exit_code == 0 and "revoked" in out.output
     actions = [a["action"] for a in audit(prepared) if a["pseudonym"] == patient]
     assert "grant" in actions and "revoke" in actions
+
+
+def test_serve_binds_to_localhost_by_default() -> None:
+    import inspect
+
+    from hemolab.cli._web import serve
+
+    defaults = {k: p.default for k, p in inspect.signature(serve).parameters.items()}
+    assert defaults["host"] == "127.0.0.1" and defaults["port"] == 8000
+    res = CliRunner().invoke(cli, ["serve", "--help"])
+    assert res.exit_code == 0
+    for flag in ("--host", "--port", "--store"):
+        assert flag in res.output
+    assert CliRunner().invoke(cli, ["serve", "--port", "0"]).exit_code == 2

@@ -13,13 +13,13 @@ async function showLabs() {
   const doc = await api("GET", base + "/labs");
   const by = {};
   for (const v of doc.values) {
-    (by[v.analyte] = by[v.analyte] || { x: [], y: [], unit: v.unit }).x.push(v.time_h);
+    (by[v.analyte] = by[v.analyte] || { x: [], y: [], unit: v.unit }).x.push(v.time_h / 24);
     by[v.analyte].y.push(v.value);
   }
   const traces = Object.entries(by).map(([name, s], k) => ({
     x: s.x, y: s.y, name: name + " (" + s.unit + ")", mode: "lines+markers", yaxis: k ? "y2" : "y", visible: k < 2 ? true : "legendonly",
   }));
-  const lay = layout("lab history", "h");
+  const lay = layout("lab history", "d");
   lay.yaxis2 = { overlaying: "y", side: "right" };
   Plotly.newPlot(labsDiv, traces, lay, { displaylogo: false, responsive: true });
 }
@@ -82,6 +82,7 @@ if (form) {
       poll();
     } catch (e) { status.textContent = e.message; }
   });
+  form.querySelector("button").disabled = false; // only once the handler is attached
 }
 showLabs();
 showForecasts();

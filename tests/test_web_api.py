@@ -419,3 +419,23 @@ def test_serve_binds_to_localhost_by_default() -> None:
     for flag in ("--host", "--port", "--store"):
         assert flag in res.output
     assert CliRunner().invoke(cli, ["serve", "--port", "0"]).exit_code == 2
+
+
+def test_the_web_package_exports_its_names_sorted() -> None:
+    import hemolab.web as web
+
+    assert web.__all__ == sorted(web.__all__)
+    assert set(web.__all__) == {n for n in dir(web) if not n.startswith("_")}
+
+
+def test_the_limiter_forgets_expired_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hemolab.web import _guard
+
+    monkeypatch.setattr(_guard, "MAX_KEYS", 10)
+    limiter = _guard.RateLimiter(limit=2, window_s=0.05)
+    for k in range(10):
+        limiter.failed(f"user:{k}")
+    assert limiter.retry_after("user:0") == 0  # one failure of two allowed
+    time.sleep(0.1)
+    limiter.failed("user:last")  # the eleventh key: the expired ten are dropped
+    assert list(limiter._failures) == ["user:last"]

@@ -10,6 +10,8 @@ from typing import Any
 
 __all__ = ["CSP", "BodyLimit", "RateLimiter", "SecurityHeaders"]
 
+MAX_KEYS = 10_000
+
 # plotly sets inline styles on the elements it draws; scripts stay strictly same-origin
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -148,6 +150,9 @@ class RateLimiter:
         with self._lock:
             for key in keys:
                 self._prune(key, now).append(now)
+            if len(self._failures) > MAX_KEYS:  # many names tried: forget the expired ones
+                for key in [k for k in self._failures if not self._prune(k, now)]:
+                    del self._failures[key]
 
     def succeeded(self, user_key: str) -> None:
         with self._lock:

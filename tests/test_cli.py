@@ -104,6 +104,7 @@ def test_schemas_ship_for_every_json_command() -> None:
         "simulate-sedml",
         "store-backup",
         "store-restore",
+        "users-list",
     ]
     for name in schema_names():
         schema = load_schema(name)

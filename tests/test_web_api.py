@@ -4,16 +4,19 @@ real protocol run in a spawned worker, a cancelled one) and the ``hemolab users`
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from typer.testing import CliRunner
 
 from hemolab.cli import app as cli
+from hemolab.cli._schemas import load_schema
 from tests._web import PASSWORD, cheap_hasher, csrf_of, login, make_store, page_csrf
 
 with warnings.catch_warnings():  # starlette's notice about httpx, at import
@@ -389,7 +392,11 @@ def test_users_commands(tmp_path: Path, prepared: dict[str, Any]) -> None:
                       str(store)], input="short\n")  # fmt: skip
     assert short.exit_code == 2 and "short" not in short.output
     listed = run(cli, ["users", "list", "--json", "--store", str(store)])
-    assert '"zoe"' in listed.output and '"analyst"' in listed.output
+    doc = json.loads(listed.stdout)
+    jsonschema.Draft202012Validator(load_schema("users-list")).validate(doc)
+    assert doc["users"] == [{"name": "zoe", "role": "analyst", "n_patients": 0}]
+    table = run(cli, ["users", "list", "--store", str(store)])
+    assert table.exit_code == 0 and "zoe" in table.output
     raw = (store / "users.sqlite").read_bytes()
     assert password.encode() not in raw and b"$argon2id$" in raw
     # grants name stored patients only

@@ -49,6 +49,12 @@ def serve(
     app = create_app(store)
     if not app.state.web.users.users():
         console.print("[yellow]no users yet:[/] add one with hemolab users add NAME --role admin")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(
+            f"[yellow]warning:[/] listening on {host}: browsers keep the session cookie "
+            "(Secure) only over HTTPS there; put a TLS proxy in front",
+            highlight=False,
+        )
     console.print(f"hemolab serve: http://{host}:{port} (store {store})", highlight=False)
     uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False,
                 proxy_headers=False)  # fmt: skip

@@ -8,9 +8,9 @@ import hemolab as hl
 def test_all_is_sorted_and_complete():
     public = sorted(n for n in dir(hl) if not n.startswith("_") or n == "__version__")
     modules = {
-        "calibrate", "cli", "compile", "events", "experiments", "forecast", "library", "model",
-        "patients", "population", "protocols", "reports", "results", "sbml", "search", "solve",
-        "store",
+        "audit", "calibrate", "cli", "compile", "events", "experiments", "forecast", "library",
+        "model", "patients", "population", "protocols", "reports", "results", "sbml", "search",
+        "solve", "store",
     }  # fmt: skip
     assert hl.__all__ == sorted(hl.__all__)
     assert set(hl.__all__) == set(public) - modules

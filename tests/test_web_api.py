@@ -321,6 +321,9 @@ def test_a_protocol_job_runs_in_a_worker_and_is_recorded(shared: Any) -> None:
     page = alice.get("/experiments/compare", params={"a": result["experiment"],
                                                      "b": result["experiment"]})  # fmt: skip
     assert page.status_code == 200 and "docetaxel" in page.text
+    assert "metrics.outcomes.parquet.ANC_nadir (median)" in page.text  # side by side
+    metrics = alice.get(f"/api/experiments/{result['experiment']}").json()["metrics"]
+    assert metrics["outcomes.parquet"]["rows"] == 16
     # a report of it, written by a worker into the store's reports/, then downloaded
     rep = alice.post("/api/reports", headers=h, json={"experiments": [result["experiment"]]})
     written = wait_for(alice, rep.json()["id"])
@@ -446,3 +449,21 @@ def test_the_limiter_forgets_expired_keys(monkeypatch: pytest.MonkeyPatch) -> No
     time.sleep(0.1)
     limiter.failed("user:last")  # the eleventh key: the expired ten are dropped
     assert list(limiter._failures) == ["user:last"]
+
+
+def test_result_metrics_of_long_and_per_patient_tables(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from hemolab.web._metrics import result_metrics
+
+    long = tmp_path / "long.parquet"
+    pq.write_table(pa.table({"variable": ["ANC", "ANC", "Circ"], "value": [1.0, 3.0, 2.0]}), long)
+    assert result_metrics(long) == {"rows": 3, "ANC min": 1.0, "ANC max": 3.0, "Circ min": 2.0,
+                                    "Circ max": 2.0}  # fmt: skip
+    wide = tmp_path / "wide.parquet"
+    pq.write_table(pa.table({"ANC_nadir": [0.5, 1.0, 2.0], "broken": [True, False, False],
+                             "status": ["ok", "ok", "ok"]}), wide)  # fmt: skip
+    assert result_metrics(wide) == {"rows": 3, "ANC_nadir (median)": 1.0,
+                                    "broken (share true)": 0.333333}  # fmt: skip
+    assert result_metrics(tmp_path / "missing.parquet") == {}

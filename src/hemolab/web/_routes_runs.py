@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from hemolab.web._context import Analyst, Viewer, web
 from hemolab.web._guard import REPORT_CSP
+from hemolab.web._metrics import result_metrics
 from hemolab.web._users import Session
 
 router = APIRouter()
@@ -143,6 +144,9 @@ def _record(request: Request, experiment_id: str) -> dict[str, Any]:
         doc = store.get(experiment_id).to_json()
     except ExperimentError:
         raise HTTPException(404, "no such experiment") from None
+    record = store.get(experiment_id)
+    doc["metrics"] = {name: result_metrics(f.path) for name, f in record.results.items()
+                      if name.endswith((".parquet", ".pq"))}  # fmt: skip
     for f in doc.get("inputs", []) + doc.get("results", []):
         f.pop("path", None)  # the server's file layout is nobody's business
     return doc
@@ -190,7 +194,8 @@ def _flat(doc: Any, prefix: str = "") -> dict[str, str]:
 def compare_page(request: Request, session: Viewer, a: str = "", b: str = "") -> Response:
     left, right = _record(request, a), _record(request, b)
     fa, fb = _flat(_comparable(left)), _flat(_comparable(right))
-    rows = [(k, fa.get(k, "—"), fb.get(k, "—")) for k in sorted(set(fa) | set(fb))]
+    keys = list(dict.fromkeys([*fa, *fb]))  # the record's order: what, then how, then files
+    rows = [(k, fa.get(k, "—"), fb.get(k, "—")) for k in keys]
     return web(request).templates.TemplateResponse(
         request, "compare.html", {"session": session, "a": left, "b": right, "rows": rows}
     )
@@ -198,8 +203,8 @@ def compare_page(request: Request, session: Viewer, a: str = "", b: str = "") ->
 
 def _comparable(doc: dict[str, Any]) -> dict[str, Any]:
     return {k: doc.get(k) for k in ("kind", "label", "status", "started", "ended", "model",
-                                     "seed", "solver", "spec", "versions", "error", "parent",
-                                     "results", "inputs")}  # fmt: skip
+                                     "seed", "solver", "spec", "metrics", "versions", "error",
+                                     "parent", "results", "inputs")}  # fmt: skip
 
 
 # reports -----------------------------------------------------------------------------------

@@ -48,5 +48,5 @@ def result_metrics(path: Path) -> dict[str, Any]:
     return dict(list(out.items())[:MAX_METRICS])
 
 
-def _round(x: float) -> float:
+def _round(x: Any) -> float:
     return float(f"{float(x):.6g}")

@@ -467,3 +467,77 @@ def test_result_metrics_of_long_and_per_patient_tables(tmp_path: Path) -> None:
     assert result_metrics(wide) == {"rows": 3, "ANC_nadir (median)": 1.0,
                                     "broken (share true)": 0.333333}  # fmt: skip
     assert result_metrics(tmp_path / "missing.parquet") == {}
+
+
+class InlineJobs:
+    """A fake JobManager: runs a job's target in this process at once (coverage sees the
+    worker functions; the real manager's spawned workers are tested above)."""
+
+    def __init__(self) -> None:
+        from hemolab.web._jobs import JobManager
+
+        self.real = JobManager()
+        self.stages: list[str] = []
+
+    def submit(self, owner: str, kind: str, label: str, target: str, args: dict[str, Any], *,
+               on_result: Any = None) -> Any:  # fmt: skip
+        import importlib
+
+        from hemolab.web._jobs import Job
+
+        module, _, name = target.partition(":")
+        fn = getattr(importlib.import_module(module), name)
+        result = fn(args, lambda stage, done=0, total=0: self.stages.append(stage))
+        if on_result is not None:
+            result = on_result(result)
+        job = Job(f"inline{len(self.real._jobs)}", owner, kind, label, status="done",
+                  result=result)  # fmt: skip
+        self.real._jobs[job.id] = job
+        return job
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+@pytest.mark.slow
+def test_a_fit_and_forecast_kept_in_the_patients_history(prepared: dict[str, Any]) -> None:
+    with client(prepared) as c:
+        c.app.state.web.jobs = InlineJobs()
+        alice = signed_in(c.app, "alice")
+        handle = alice.get("/api/patients").json()[0]["handle"]
+        h = {"X-CSRF-Token": csrf_of(alice)}
+        job = alice.post(f"/api/patients/{handle}/fit", headers=h,
+                         json={"threshold": "Hb<7", "horizon_days": 182})  # fmt: skip
+        assert job.status_code == 200
+        result = alice.get(f"/api/jobs/{job.json()['id']}").json()["result"]
+        assert "fit" not in result  # the fit file (with the pseudonym) stays on the server
+        fc = result["forecast"]
+        assert fc["t_last_observation"] == 184.0 and fc["method"] == "laplace"
+        assert fc["t_last_observation"] < fc["lower"] < fc["median"] < fc["upper"]
+        bands = result["bands"]
+        assert all(lo <= mid <= hi for lo, mid, hi in zip(bands["q05"], bands["q50"],
+                                                          bands["q95"], strict=True))  # fmt: skip
+        assert len(result["observed"]["time"]) == 7
+        history = alice.get(f"/api/patients/{handle}/forecasts").json()
+        assert history[-1]["median"] == fc["median"]
+    kept = [a for a in audit(prepared) if a["action"] == "forecast"]
+    assert kept and kept[-1]["actor"] == "alice" and kept[-1]["via"] == "web"
+    calibrated = [a for a in audit(prepared) if a["action"] == "calibrate"]
+    assert calibrated[-1]["pseudonym"] == prepared["patients"][0]
+
+
+def test_protocol_and_report_workers_in_process(prepared: dict[str, Any]) -> None:
+    with client(prepared) as c:
+        jobs = c.app.state.web.jobs = InlineJobs()
+        alice = signed_in(c.app, "alice")
+        h = {"X-CSRF-Token": csrf_of(alice)}
+        run = alice.post(
+            "/api/protocols/run",
+            headers=h,
+            json={"protocol": "docetaxel-protocol.toml", "population": 8},
+        )
+        result = alice.get(f"/api/jobs/{run.json()['id']}").json()["result"]
+        assert result["n_patients"] == 8 and "solving" in jobs.stages
+        rep = alice.post("/api/reports", headers=h, json={"experiments": [result["experiment"]]})
+        name = alice.get(f"/api/jobs/{rep.json()['id']}").json()["result"]["report"]
+        assert alice.get(f"/reports/{name}").status_code == 200

@@ -86,6 +86,9 @@ def test_page_login_and_logout_with_form_fields(prepared: dict[str, Any]) -> Non
     page = c.get("/login")
     assert page.status_code == 200
     token = page_csrf(page.text)
+    fresh = client(prepared)  # no login cookie at all, and an empty token: refused
+    empty = fresh.post("/api/login", json={"name": "bob", "password": PASSWORD, "csrf": ""})
+    assert empty.status_code == 403
     bad = c.post("/login", data={"name": "bob", "password": PASSWORD, "csrf": "forged"},
                  follow_redirects=False)  # fmt: skip
     assert bad.status_code == 403

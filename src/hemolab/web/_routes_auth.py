@@ -63,7 +63,8 @@ def login_token(request: Request, response: Response) -> dict[str, str]:
 def _attempt(request: Request, body: Login) -> tuple[str | None, int, str]:
     """(session token or None, HTTP status, message)."""
     state = web(request)
-    if not same(body.csrf, request.cookies.get(LOGIN_COOKIE, "")):
+    expected = request.cookies.get(LOGIN_COOKIE, "")
+    if not expected or not same(body.csrf, expected):
         return None, 403, "the login form expired; reload the page"
     keys = (f"user:{body.name.lower()}", f"addr:{origin(request)}")
     wait = state.limiter.retry_after(*keys)

@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 install: $(STAMP)
-	@test -x /usr/bin/chromium || if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; else echo "warning: Debian's chromium is missing (the browser tests need /usr/bin/chromium): run 'sudo apt-get install -y chromium'" >&2; fi
+	@test -x /usr/bin/chromium || if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; else echo "warning: Debian's chromium is missing (the browser tests need /usr/bin/chromium): run 'sudo apt-get install -y chromium'" >&2; fi
 
 demo: install
 	$(BIN)/hemolab demo

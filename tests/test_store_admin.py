@@ -238,3 +238,24 @@ def test_backup_refuses_what_is_not_a_store(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["store", "backup", "--store", str(tmp_path / "empty"),
                                    "--out", str(tmp_path / "nowhere" / "b.tar.gz")])  # fmt: skip
     assert res.exit_code == 2 and not (tmp_path / "b.tar.gz").exists()
+
+
+def test_web_users_come_back_from_a_backup_but_their_sessions_do_not(
+    filled: dict, tmp_path: Path
+) -> None:
+    from argon2 import PasswordHasher
+
+    from hemolab.web import UserStore
+
+    fast = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    users = UserStore(filled["store"], hasher=fast)
+    alice = users.add("alice", "viewer", "correct horse battery")
+    users.grant("alice", filled["a"])
+    token = users.open_session(alice)
+    backup_store(filled["store"], tmp_path / "b.tar.gz")
+    shutil.rmtree(filled["store"])
+    restore_store(tmp_path / "b.tar.gz", filled["store"])
+    again = UserStore(filled["store"], hasher=fast)
+    assert again.verify("alice", "correct horse battery") is not None
+    assert again.granted("alice") == [filled["a"]]
+    assert again.session(token) is None

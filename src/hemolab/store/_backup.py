@@ -35,7 +35,7 @@ from hemolab.store._store import StoreError
 __all__ = ["backup_store", "restore_store"]
 
 _MANIFEST = "MANIFEST.json"
-_SKIP_SUFFIXES = (".tmp", ".wal", ".lock")
+_SKIP_SUFFIXES = (".tmp", ".wal", ".lock", "-journal", "-wal", "-shm")
 
 
 def _sha256(path: Path) -> str:
@@ -50,12 +50,18 @@ def _sha256(path: Path) -> str:
 def _quiet_databases(store: Path, timeout_s: float = 120.0) -> Iterator[None]:
     """Hold every DuckDB file of the store open read-write (checkpointed), so that no other
     process writes while the files are copied; wait while another holds one."""
+    import sqlite3
+
     held: list[Any] = []
     try:
         for db in sorted(store.glob("*.duckdb")):
             con = connect(db, timeout_s=timeout_s)
             con.execute("CHECKPOINT")
             held.append(con)
+        for db in sorted(store.glob("*.sqlite")):  # the web explorer's users
+            lite = sqlite3.connect(db, timeout=timeout_s, isolation_level=None)
+            held.append(lite)
+            lite.execute("BEGIN IMMEDIATE")  # writers wait; the file holds no pending change
         yield
     finally:
         for con in held:
@@ -190,6 +196,18 @@ def restore_store(backup: str | os.PathLike[str], store: str | os.PathLike[str],
                 raise StoreError(
                     f"{label}: {len(missing)} listed file(s) missing, e.g. {missing[0]}"
                 )
+        users = staging / "users.sqlite"
+        if users.is_file():  # sessions signed in before the backup do not come back
+            import sqlite3
+
+            lite = sqlite3.connect(users)
+            try:
+                lite.execute("DELETE FROM sessions")
+                lite.commit()
+            except sqlite3.Error:
+                pass
+            finally:
+                lite.close()
         who = actor if actor is not None else Actor.cli()
         sid = manifest.get("store_id")
         if sid is not None:  # the audit key must be there (it is kept apart, not backed up)

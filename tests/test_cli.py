@@ -320,9 +320,9 @@ def _check_interventions(iv: dict, out: Path) -> None:
     assert ch["safe"] and [p["name"] for p in ch["phases"]] == ["conscious", "deep sedation",
                                                                 "follow-up"]  # fmt: skip
     assert [p["end"] for p in ch["phases"]][:2] == [48.0, 120.0]  # two days, then three
-    kinds = [e["kind"] for e in iv["experiments"]]
-    assert kinds == ["simulate", "simulate", "protocol", "protocol", "protocol", "search",
-                     "protocol"]  # fmt: skip
+    kinds = [e["kind"] for e in iv["experiments"]]  # the showcase patient's two come first
+    assert kinds == ["calibrate", "forecast", "simulate", "simulate", "protocol", "protocol",
+                     "protocol", "search", "protocol"]  # fmt: skip
     assert {e["status"] for e in iv["experiments"]} == {"complete"}
     ids = {e["id"] for e in iv["experiments"]}
     assert {samples["treated"]["experiment"], tp["experiment"], se["experiment"],
@@ -340,7 +340,30 @@ def _check_interventions(iv: dict, out: Path) -> None:
     assert "Do the diseases cancel? Day 120: both within 12-17.5 g/dL" in text
     assert "Cdoc > 6 umol/L: P = 1.00 (allowed 0.00) BROKEN, first at" in text
     assert "Rejection risk, Sample D's anaemia, two emergency units of group O+" in text
-    assert text.count("complete") == 7
+    assert text.count("complete") == 9
+
+
+def _check_report(doc: dict, out: Path) -> None:
+    """The story's report: the patient's forecast and fit, then every intervention, each
+    with at least one figure, in that order, in one file that needs no network."""
+    import re
+
+    rep = doc["report"]
+    path = Path(rep["path"])
+    assert path == out / "report.html" and path.is_file() and Path(doc["files"][9]) == path
+    assert rep["bytes"] == path.stat().st_size
+    sc = doc["showcase"]["experiments"]
+    stored = [e["id"] for e in doc["interventions"]["experiments"]]
+    assert rep["experiments"][:2] == [sc["forecast"], sc["calibrate"]]
+    assert sorted(rep["experiments"]) == sorted(stored)  # every experiment of the story
+    text = path.read_text(encoding="utf-8")
+    keys = re.findall(r'class="figure-data" data-figure="([^"]+)"', text)
+    assert len(keys) == rep["n_figures"]
+    first = [next(i for i, k in enumerate(keys) if k.startswith(e)) for e in rep["experiments"]]
+    assert first == sorted(first)  # a figure per experiment, in story order
+    assert f"{sc['forecast']}-hb-forecast" in keys and f"{sc['forecast']}-time-to-threshold" in keys
+    assert not re.search(r'<script[^>]+src=|<link[^>]+href="?https?:', text)
+    assert "MRN" not in text and "Lovelace" not in text
 
 
 @pytest.mark.slow
@@ -352,17 +375,19 @@ def test_demo_json(runner: CliRunner, tmp_path: Path) -> None:
                                            "library.png"]  # fmt: skip
     assert all(f.parent == out and f.is_file() for f in files[:4])
     assert [f.name for f in files[4:]] == ["patient_bundle.json", "fit.json", "hb_forecast.png",
-                                           "goodness_of_fit.png", "samples.png"]  # fmt: skip
+                                           "goodness_of_fit.png", "samples.png",
+                                           "report.html"]  # fmt: skip
     assert all(f.parent == out / "showcase" and f.is_file() for f in files[4:8])
     assert files[8].parent == out / "interventions" and files[8].is_file()
     _check_interventions(doc["interventions"], out)
+    _check_report(doc, out)
     # the showcase: Hb < 7 g/dL forecast after six monthly CBCs, the truth inside the posterior
     sc = doc["showcase"]
     assert sc["n_observations"] == 7 and sc["divergences"] == 0 and sc["max_rhat"] < 1.01
     assert sc["t_last_observation"] < sc["lower"] < sc["median"] < sc["upper"]
     for name, (lo, hi) in sc["posterior"].items():
         assert lo < sc["truth"][name] < hi, name
-    for png in files[6:]:  # forecast, goodness of fit, samples
+    for png in files[6:9]:  # forecast, goodness of fit, samples
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "MRN" not in files[5].read_text()
     for png in (files[1], files[3]):

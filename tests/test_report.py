@@ -74,6 +74,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, runner: CliRunner) -> dict[str
                 "--store", store, "--json")  # fmt: skip
     assert found.exit_code in (0, 1), found.output  # 1: nothing feasible (still recorded)
     ids["search"] = json.loads(found.stdout)["experiment"]
+    ids.update(_patient(runner, root, store))
     st = ExperimentStore(store)
     failed = st.begin("simulate", label="a simulation that failed", spec={"command": "simulate"})
     failed.fail("DatasetError: events.csv row 3, column TIME: decreasing time")
@@ -82,11 +83,31 @@ def lab(tmp_path_factory: pytest.TempPathFactory, runner: CliRunner) -> dict[str
     return {"root": root, "store": store, "ids": ids, "records": {r.id: r for r in st.list()}}
 
 
+def _patient(runner: CliRunner, root: Path, store: Path) -> dict[str, Any]:
+    """The showcase patient imported into the same store, calibrated (Laplace: seconds) and
+    forecast over 40 draws, both recorded as experiments."""
+    from hemolab.cli._showcase import write_showcase_bundle
+
+    bundle = write_showcase_bundle(root / "bundle.json")
+    assert run(runner, "keygen", "--key-file", root / "key").exit_code == 0
+    imp = ok_json(run(runner, "import", bundle, "--store", store, "--key-file", root / "key",
+                      "--json"))  # fmt: skip
+    who = imp["patients"][0]["pseudonym"]
+    cal = ok_json(run(runner, "calibrate", "marrow_failure_hb", "--store", store, "--patient",
+                      who, "--method", "laplace", "--seed", "5", "--out", root / "fit.json",
+                      "--json"))  # fmt: skip
+    fc = ok_json(run(runner, "forecast", root / "fit.json", "--threshold", "Hb<7", "--draws",
+                     "40", "--seed", "9", "--store", store, "--json"))  # fmt: skip
+    return {"calibrate": cal["experiment"], "forecast": fc["experiment"], "docs": (cal, fc),
+            "patient": who}  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def story(lab: dict[str, Any]) -> dict[str, Any]:
     """One report of every kind, in a given order, with PNG and PDF versions."""
     ids = lab["ids"]
-    order = [ids["protocol"], ids["population"], ids["search"], ids["few"], ids["failed"]]
+    order = [ids["forecast"], ids["calibrate"], ids["protocol"], ids["population"],
+             ids["search"], ids["few"], ids["failed"]]  # fmt: skip
     out = lab["root"] / "story" / "report.html"
     out.parent.mkdir()
     path = write_report(lab["store"], order, out, png_dir=out.parent / "png",
@@ -143,7 +164,7 @@ def test_html_is_one_self_contained_file_with_the_label(story: dict[str, Any]) -
     # the experiments in the order given, each a section
     sections = [text.index(f'id="exp-{i}"') for i in story["order"]]
     assert sections == sorted(sections)
-    assert len(story["figures"]) == len(story["report"].figures) >= 12
+    assert len(story["figures"]) == len(story["report"].figures) >= 16
     assert set(story["figures"]) == set(story["provenance"])
 
 
@@ -245,6 +266,127 @@ def test_search_figures_match_the_points(story: dict, lab: dict) -> None:
         assert chosen["chosen"]["y"] == [best["maintenance"]]
         assert conv["best feasible so far"]["y"][-1] == pytest.approx(best["dose_intensity(A1)"])
         assert f"{eid}-phases" in story["figures"]  # the chosen protocol's phases
+
+
+def test_forecast_figures_match_the_forecast(story: dict, lab: dict) -> None:
+    from hemolab.calibrate import load_fit
+    from hemolab.forecast import threshold_forecast
+    from hemolab.library import get_model
+
+    eid = lab["ids"]["forecast"]
+    record = lab["records"][eid]
+    doc = lab["ids"]["docs"][1]
+    assert record.kind == "forecast" and record.status == "complete"
+    assert record.spec["threshold"] == {"observable": "Hb", "op": "<", "value": 7.0}
+    assert record.spec["horizon"] == doc["horizon"] and record.spec["level"] == doc["level"]
+    fan = pd.read_parquet(record.results["fan.parquet"].path)
+    crossings = pd.read_parquet(record.results["crossings.parquet"].path)
+    observations = pd.read_parquet(record.results["observations.parquet"].path)
+    fig = _figure(story, eid, "hb-forecast")
+    traces = _traces(fig)
+    np.testing.assert_allclose(traces["median"]["x"], fan["time"].to_numpy())
+    np.testing.assert_allclose(traces["median"]["y"], fan["q50"].to_numpy())
+    np.testing.assert_allclose(traces["90 % band"]["y"], fan["q05"].to_numpy())
+    np.testing.assert_allclose(traces["90 % band (upper)"]["y"], fan["q95"].to_numpy())
+    np.testing.assert_allclose(traces["50 % band"]["y"], fan["q25"].to_numpy())
+    np.testing.assert_allclose(traces["observed"]["y"], observations["value"].to_numpy())
+    # the quantiles recomputed from the stored fit's own draws (same seed: same draws)
+    fit = load_fit(record.inputs["fit.json"].path)
+    tf = threshold_forecast(fit, get_model("marrow_failure_hb"), "Hb<7",
+                            horizon=doc["horizon"], n_draws=40, seed=9)  # fmt: skip
+    q = np.nanquantile(tf.forecast.draws, (0.05, 0.5, 0.95), axis=0)
+    np.testing.assert_allclose(traces["median"]["y"], q[1], rtol=1e-12)
+    np.testing.assert_allclose(traces["90 % band (upper)"]["y"], q[2], rtol=1e-12)
+    assert len(crossings) == 40 == doc["n_draws"] + doc["n_failed"]
+    shapes = fig["layout"]["shapes"]
+    assert any(s["type"] == "line" and s["y0"] == 7.0 for s in shapes)  # the threshold
+    vlines = {s["label"]["text"]: s["x0"] for s in shapes if s["type"] == "line" and s.get("yref")}
+    assert vlines["last observation"] == doc["t_last_observation"]
+    assert vlines["crossing, median"] == pytest.approx(doc["median"], rel=1e-12)
+    # the time-to-threshold distribution: the forecast's own median, interval and P(within)
+    ttt = _figure(story, eid, "time-to-threshold")
+    (cdf,) = ttt["data"]
+    crossed = np.sort(crossings.loc[crossings["status"] == "crossed", "time"].to_numpy())
+    np.testing.assert_allclose(cdf["x"][1:-1], crossed)
+    assert cdf["y"][-1] == pytest.approx(100.0 * doc["p_within_horizon"])
+    lines = {s["label"]["text"]: s["x0"] for s in ttt["layout"]["shapes"]}
+    for key in ("median", "lower", "upper"):
+        if doc[key] is None:
+            assert key not in lines
+        else:
+            assert lines[key] == pytest.approx(doc[key], rel=1e-12), key
+    assert f"P(within {doc['horizon']:g} d) = {doc['p_within_horizon']:.2f}" in ttt["layout"][
+        "title"]["text"]  # fmt: skip
+
+
+def test_calibrate_figures_match_the_fit(story: dict, lab: dict) -> None:
+    import hemolab as hl
+    from hemolab.calibrate import load_fit
+    from hemolab.library import get_model
+
+    eid = lab["ids"]["calibrate"]
+    record = lab["records"][eid]
+    doc = lab["ids"]["docs"][0]
+    assert record.kind == "calibrate" and record.spec["options"]["patient"] == doc["patient"]
+    fit = load_fit(record.results["fit.json"].path)
+    fig = _traces(_figure(story, eid, "hb-fit"))
+    np.testing.assert_allclose(fig["observed"]["y"], fit.observations.value)
+    np.testing.assert_allclose(fig["observed"]["x"], fit.observations.time)
+    # the typical curve is the model at the MAP (an independent solve, tighter tolerances)
+    curve = fig["typical curve (MAP)"]
+    ref = hl.simulate(get_model("marrow_failure_hb"), None, params=fit.estimate,
+                      grid=np.asarray(curve["x"]), outputs=["Hb"], rtol=1e-10,
+                      atol=1e-12).variable("Hb")[0]  # fmt: skip
+    np.testing.assert_allclose(curve["y"], ref, rtol=1e-5)
+    post = _traces(_figure(story, eid, "posterior"))
+    names = list(doc["parameters"])
+    bars = post["median, 90 % interval"]
+    assert bars["x"] == names and post["MAP"]["y"] == [1.0] * len(names)
+    for k, name in enumerate(names):
+        p = doc["parameters"][name]
+        assert bars["y"][k] == pytest.approx(p["median"] / p["map"], rel=1e-12)
+        assert bars["error_y"]["array"][k] == pytest.approx((p["upper"] - p["median"]) / p["map"])
+        assert bars["error_y"]["arrayminus"][k] == pytest.approx(
+            (p["median"] - p["lower"]) / p["map"]
+        )
+
+
+def test_patient_experiments_keep_no_identifier_and_rerun(
+    runner: CliRunner, lab: dict, story: dict
+) -> None:
+    from hemolab.cli._showcase import MRN
+
+    ids, store = lab["ids"], lab["store"]
+    from plotly.offline import get_plotlyjs
+
+    texts = [story["html"].replace(get_plotlyjs(), "")]  # plotly.js spells "Ada" somewhere
+    for eid in (ids["calibrate"], ids["forecast"]):
+        for f in (p for p in (store / "experiments" / eid).rglob("*") if p.is_file()):
+            if f.suffix == ".parquet":
+                texts.append(pd.read_parquet(f).to_csv() + json.dumps(_metadata(f)))
+            else:
+                texts.append(f.read_text(encoding="utf-8"))
+        texts.append(json.dumps(lab["records"][eid].spec))
+    for text in texts:
+        for ident in (MRN, "7730021", "Ada", "Lovelace", "1961-09-14"):
+            assert ident not in text
+    cal, fc = ids["docs"]
+    jsonschema.Draft202012Validator(load_schema("calibrate")).validate(cal)
+    jsonschema.Draft202012Validator(load_schema("forecast")).validate(fc)
+    again = ok_json(run(runner, "experiments", "rerun", ids["forecast"], "--store", store,
+                        "--json"))  # fmt: skip
+    assert again["identical"] and set(again["results"]) == {
+        "fan.parquet", "observations.parquet", "crossings.parquet"}  # fmt: skip
+    assert ExperimentStore(store).get(again["rerun"]).parent == ids["forecast"]
+    _bad(run(runner, "experiments", "rerun", ids["calibrate"], "--store", store),
+         "is a calibration", "calibrate again")  # fmt: skip
+
+
+def _metadata(path: Path) -> dict[str, str]:
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(path).metadata or {}
+    return {k.decode(): v.decode() for k, v in meta.items()}
 
 
 def test_every_figure_carries_the_records_provenance(story: dict, lab: dict) -> None:

@@ -10,11 +10,9 @@ patient's clock (the data's origin), in the model's time unit.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 
 from hemolab._errors import HemolabError
@@ -56,6 +54,11 @@ def calibrate(
 ) -> None:
     """Fit a model to one patient's labs (MAP, Laplace or NUTS) and write the fit."""
     from hemolab.calibrate._fitfile import METHODS, calibrate_record
+    from hemolab.cli._record_patient import (
+        add_calibration_results,
+        calibrate_spec,
+        recording_patient,
+    )
     from hemolab.patients._observations import lab_observations
 
     try:
@@ -66,14 +69,24 @@ def calibrate(
         mdl = load_model(model)
         pseudonym, rows, event_rows = _rows(store, patient, labs, events, time_unit, mdl)
         lab = lab_observations(rows, mdl)
-        with console.status(f"calibrating {mdl.name} ({method}; NUTS compiles on its first "
-                            "run) ...", spinner="dots"):  # fmt: skip
-            record, post = calibrate_record(
-                mdl, model, lab.observations, pseudonym=pseudonym,
-                temporary=labs is not None, method=method, events=event_rows,
-                chains=chains, warmup=warmup, draws=draws, seed=seed,
-            )  # fmt: skip
-        record.save(out)
+        # recorded only for a stored patient: a lab file given directly is never kept
+        spec = calibrate_spec(model, pseudonym, method=method, chains=chains, warmup=warmup,
+                              draws=draws, seed=seed)  # fmt: skip
+        with recording_patient(
+            store if patient is not None else None, "calibrate",
+            label=f"calibrate {mdl.name} to {pseudonym} ({method})", spec=spec,
+            model_spec=model, model=mdl, seed=seed,
+        ) as exp:  # fmt: skip
+            with console.status(f"calibrating {mdl.name} ({method}; NUTS compiles on its "
+                                "first run) ...", spinner="dots"):  # fmt: skip
+                record, post = calibrate_record(
+                    mdl, model, lab.observations, pseudonym=pseudonym,
+                    temporary=labs is not None, method=method, events=event_rows,
+                    chains=chains, warmup=warmup, draws=draws, seed=seed,
+                )  # fmt: skip
+            record.save(out)
+            if exp is not None:
+                add_calibration_results(exp, record, post, mdl, out)
         if gof is not None:
             from hemolab.calibrate import plot_gof
 
@@ -81,6 +94,8 @@ def calibrate(
     except HemolabError as exc:
         raise _fail(str(exc)) from None
     doc = _summary(record, post, lab.unused, out)
+    if exp is not None:
+        doc["experiment"] = exp.id
     if json_out:
         print(json.dumps(doc, indent=2))
         return
@@ -113,6 +128,12 @@ def forecast(
 ) -> None:
     """When does an observable cross a threshold after the last observation?"""
     from hemolab.calibrate._fitfile import load_fit
+    from hemolab.cli._record_patient import (
+        add_forecast_results,
+        forecast_spec,
+        no_store_for_temporary,
+        recording_patient,
+    )
     from hemolab.compile._compiled import model_hash
     from hemolab.forecast import RESEARCH_USE, plot_fan, threshold_forecast
     from hemolab.model._units import parse_duration
@@ -127,9 +148,21 @@ def forecast(
             )
         span = parse_duration(horizon, mdl.time_unit)
         future = _regimen(regimen)
-        with console.status(f"simulating {fit.method} draws ...", spinner="dots"):
-            tf = threshold_forecast(fit, mdl, threshold, horizon=span, regimen=future,
-                                    n_draws=n_draws, seed=seed, level=level)  # fmt: skip
+        if store is not None:
+            no_store_for_temporary(fit)
+        spec = forecast_spec(fit, mdl, None, threshold=threshold, horizon=horizon, span=span,
+                             n_draws=n_draws, level=level, seed=seed,
+                             regimen=regimen is not None)  # fmt: skip
+        with recording_patient(
+            store, "forecast", label=f"forecast {threshold} for {fit.patient} ({fit.method})",
+            spec=spec, model_spec=fit.model, model=mdl, seed=seed,
+            inputs={"fit.json": fit_path, "regimen.csv": regimen},
+        ) as exp:  # fmt: skip
+            with console.status(f"simulating {fit.method} draws ...", spinner="dots"):
+                tf = threshold_forecast(fit, mdl, threshold, horizon=span, regimen=future,
+                                        n_draws=n_draws, seed=seed, level=level)  # fmt: skip
+            if exp is not None:
+                add_forecast_results(exp, tf, fit.observations, mdl)
         if plot is not None:
             plot_fan(tf, fit.observations, plot, title=f"{fit.patient}: {mdl.name} ({fit.method})")
     except HemolabError as exc:
@@ -161,6 +194,8 @@ def forecast(
         except HemolabError as exc:
             raise _fail(str(exc)) from None
         doc["history"] = history
+    if exp is not None:
+        doc["experiment"] = exp.id
     if json_out:
         print(json.dumps(doc, indent=2))
         return
@@ -203,13 +238,10 @@ def _record(store: Path, fit: Any, fit_path: Path, doc: dict[str, Any]) -> list[
     """Append the forecast to the stored patient's history; return the whole history."""
     import hashlib
 
+    from hemolab.cli._record_patient import no_store_for_temporary
     from hemolab.store import Store
 
-    if fit.temporary_patient:
-        raise HemolabError(
-            "this fit was made from a file under a temporary pseudonym; import the patient "
-            "and calibrate with --store --patient to keep a forecast history"
-        )
+    no_store_for_temporary(fit)
     with Store(store) as st:
         st.record_forecast(fit.patient, doc, hashlib.sha256(fit_path.read_bytes()).hexdigest())
         rows = st.forecasts(fit.patient, threshold=doc["threshold"])
@@ -288,16 +320,9 @@ def _regimen(path: Path | None) -> Any:
 
 
 def _summary(record: Any, post: Any, unused: dict[str, int], out: Path) -> dict[str, Any]:
-    params = {}
-    for k, name in enumerate(record.names):
-        if post is not None:
-            lo, hi = post.interval(name, 0.9)
-            med = float(np.median(post.samples()[name]))
-        else:
-            med = record.estimate[name]
-            sd = math.sqrt(record.log_covariance[k, k]) if record.method == "laplace" else 0.0
-            lo, hi = med * math.exp(-1.6448536 * sd), med * math.exp(1.6448536 * sd)
-        params[name] = {"map": record.estimate[name], "median": med, "lower": lo, "upper": hi}
+    from hemolab.cli._record_patient import parameter_summary
+
+    params = parameter_summary(record, post)
     return {
         "fit": str(out),
         "model": record.model,

@@ -12,6 +12,11 @@ Part 2: one run of each other library model under its typical regimen (``Typical
 Part 3, the showcase: a patient whose Hb falls month after month (``marrow_failure_hb``); six
 months of CBCs in a FHIR bundle are imported (de-identified), calibrated with NUTS and
 forecast: when does Hb fall below 7 g/dL, with a fan chart (``hemolab.cli._showcase``).
+
+Part 4, the interventions (``hemolab.cli._interventions``), recorded as experiments in the
+store where the showcase's calibration and forecast were recorded too; the demo ends with
+the report of that story (``report.html``: the patient's forecast and fit, then every
+intervention), one file that opens in a browser without a network.
 """
 
 from __future__ import annotations
@@ -95,7 +100,7 @@ def run_demo(
 ) -> dict[str, Any]:
     """Run the demo; write results, plots and ``summary.json`` into ``out``; return the summary."""
     from hemolab._simulate import simulate
-    from hemolab.cli._interventions import run_interventions
+    from hemolab.cli._interventions import run_interventions, store_of
     from hemolab.library import friberg_docetaxel, list_models
     from hemolab.population import Normal, Population, simulate_population
 
@@ -150,13 +155,18 @@ def run_demo(
         show_task = progress.add_task(
             f"showcase patient: NUTS {chains} x ({warmup} + {draws})", total=1
         )
-        showcase = run_showcase(out / "showcase", chains=chains, warmup=warmup, draws=draws)
+        story = store_of(out / "interventions")  # one store: one report holds the story
+        showcase = run_showcase(out / "showcase", chains=chains, warmup=warmup, draws=draws,
+                                experiments=story)  # fmt: skip
         progress.advance(show_task)
         iv_task = progress.add_task(
             "interventions: samples mixed, a drug too potent, a protocol searched", total=1
         )
         interventions = run_interventions(out / "interventions")
         progress.advance(iv_task)
+        report_task = progress.add_task("the report of the story", total=1)
+        report = _report(story, showcase, interventions, out / "report.html")
+        progress.advance(report_task)
     typical_cycles = _typical_cycles(typical)
     pop_summary = _population_summary(result, pop)
     band_png = _plot_population(result, typical, out / "anc.png")
@@ -168,6 +178,7 @@ def run_demo(
         str(lib_png),
         *showcase["files"],
         str(_plot_samples(out / "interventions")),
+        report["path"],
     ]
     summary = {
         "model": model.name,
@@ -181,12 +192,38 @@ def run_demo(
         ],
         "showcase": showcase,
         "interventions": interventions,
+        "report": report,
         "files": files,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     if not quiet:
         _print(console, summary)
     return summary
+
+
+def _report(
+    store: Path, showcase: dict[str, Any], interventions: dict[str, Any], path: Path
+) -> dict[str, Any]:
+    """The report of the story: the patient's forecast and fit first, then the
+    interventions in the order they were recorded."""
+    import time
+
+    from hemolab.reports import make_report, save_report
+
+    patient = [showcase["experiments"][k] for k in ("forecast", "calibrate")]
+    ids = [i for i in patient if i] + [
+        e["id"] for e in interventions["experiments"] if e["id"] not in patient
+    ]
+    started = time.perf_counter()
+    report = make_report(store, ids)
+    save_report(report, path)
+    return {
+        "path": str(path),
+        "experiments": ids,
+        "n_figures": len(report.figures),
+        "bytes": path.stat().st_size,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
 
 
 def _typical_cycles(res: Any) -> list[dict[str, Any]]:
@@ -364,6 +401,15 @@ def _print(console: Console, summary: dict[str, Any]) -> None:
     _print_interventions(console, summary["interventions"])
     console.print("research use only — not for clinical decisions", style="dim")
     console.print(f"written: {', '.join(summary['files'])}", soft_wrap=True, highlight=False)
+    rep = summary["report"]
+    console.print(
+        f"The story's report ({len(rep['experiments'])} experiments, {rep['n_figures']} "
+        f"figures): open {Path(rep['path']).resolve().as_uri()} in a browser; no network "
+        "needed (hemolab report ID... --store "
+        f"{summary['interventions']['store']} --out FILE makes others).",
+        soft_wrap=True,
+        highlight=False,
+    )
 
 
 def _print_interventions(console: Console, iv: dict[str, Any]) -> None:

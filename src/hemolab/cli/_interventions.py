@@ -19,11 +19,16 @@ import typer
 
 from hemolab._errors import HemolabError
 
-__all__ = ["EXAMPLES", "run_interventions"]
+__all__ = ["EXAMPLES", "run_interventions", "store_of"]
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 SAMPLE_DAYS = (0.0, 89.0, 120.0, 180.0)  # before the first mix, after the third, the end
 REJECTION_STOCKS = ("O+", "O-")  # emergency red cells: D-positive, and the universal donor
+
+
+def store_of(out: Path) -> Path:
+    """The experiment store of the chapter run into ``out``."""
+    return out / "experiments"
 
 
 def _command(fn: Any, **kwargs: Any) -> dict[str, Any]:
@@ -179,11 +184,13 @@ def _search_and_run(store: Path, population: int) -> dict[str, Any]:
 
 
 def run_interventions(out: Path, *, search_population: int = 1000) -> dict[str, Any]:
-    """Run the chapter into ``out`` (store ``out/experiments``); return its summary."""
+    """Run the chapter into ``out`` (store ``out/experiments``, which :func:`store_of` names);
+    return its summary. ``experiments`` lists every experiment of the store, those recorded
+    before the chapter (the demo's showcase patient) included."""
     from hemolab.experiments import ExperimentStore
 
     out.mkdir(parents=True, exist_ok=True)
-    store = out / "experiments"
+    store = store_of(out)
     summary: dict[str, Any] = {"store": str(store)}
     summary["samples"] = _samples(out, store)
     summary["too_potent"] = _too_potent(store)

@@ -87,14 +87,30 @@ def write_showcase_bundle(path: Path, seed: int = SEED) -> Path:
 
 
 def run_showcase(
-    out: Path, *, chains: int = 4, warmup: int = 1000, draws: int = 1000
+    out: Path,
+    *,
+    chains: int = 4,
+    warmup: int = 1000,
+    draws: int = 1000,
+    experiments: Path | None = None,
 ) -> dict[str, Any]:
     """Import the showcase bundle into a store under ``out``, fit it with NUTS, forecast the
     time to Hb < 7 g/dL and draw the fan chart; return the summary (pseudonyms only).
 
+    ``experiments``: an experiment store in which the calibration and the forecast are
+    recorded (kinds ``calibrate`` and ``forecast``, as ``hemolab calibrate|forecast --store``
+    record them), so that a report can draw them; their ids are in the summary.
+
     The demo keeps its key beside its store for convenience; a real store's key lives
     elsewhere (design note 014)."""
     from hemolab.calibrate import calibrate_record, plot_gof
+    from hemolab.cli._record_patient import (
+        add_calibration_results,
+        add_forecast_results,
+        calibrate_spec,
+        forecast_spec,
+        recording_patient,
+    )
     from hemolab.forecast import plot_fan, threshold_forecast
     from hemolab.library import get_model
     from hemolab.patients import read_fhir
@@ -114,12 +130,31 @@ def run_showcase(
         (pseudonym,) = imported.patients
         rows = st.lab_values(pseudonym, actor_action="calibrate")
     lab = lab_observations(rows, model)
-    record, post = calibrate_record(model, model.name, lab.observations, pseudonym=pseudonym,
-                                    temporary=False, method="nuts", chains=chains,
-                                    warmup=warmup, draws=draws, seed=SEED)  # fmt: skip
-    fit_path = record.save(out / "fit.json")
-    horizon = 180.0
-    tf = threshold_forecast(record, model, THRESHOLD, horizon=horizon, n_draws=1000, seed=SEED)
+    spec = calibrate_spec(model.name, pseudonym, method="nuts", chains=chains, warmup=warmup,
+                          draws=draws, seed=SEED)  # fmt: skip
+    with recording_patient(
+        experiments, "calibrate", label=f"calibrate {model.name} to {pseudonym} (nuts)",
+        spec=spec, model_spec=model.name, model=model, seed=SEED,
+    ) as calibration:  # fmt: skip
+        record, post = calibrate_record(model, model.name, lab.observations, pseudonym=pseudonym,
+                                        temporary=False, method="nuts", chains=chains,
+                                        warmup=warmup, draws=draws, seed=SEED)  # fmt: skip
+        fit_path = record.save(out / "fit.json")
+        if calibration is not None:
+            add_calibration_results(calibration, record, post, model, fit_path)
+    horizon, n_draws = 180.0, 1000
+    spec = forecast_spec(record, model, None, threshold=THRESHOLD, horizon=f"{horizon:g}d",
+                         span=horizon, n_draws=n_draws, level=0.9, seed=SEED,
+                         regimen=False)  # fmt: skip
+    with recording_patient(
+        experiments, "forecast", label=f"forecast {THRESHOLD} for {pseudonym} (nuts)",
+        spec=spec, model_spec=model.name, model=model, seed=SEED,
+        inputs={"fit.json": fit_path},
+    ) as forecast:  # fmt: skip
+        tf = threshold_forecast(record, model, THRESHOLD, horizon=horizon, n_draws=n_draws,
+                                seed=SEED)  # fmt: skip
+        if forecast is not None:
+            add_forecast_results(forecast, tf, lab.observations, model)
     png = plot_fan(tf, lab.observations, out / "hb_forecast.png",
                    title=f"{pseudonym}: Hb forecast after six months of CBCs (NUTS)")  # fmt: skip
     gof = plot_gof(model, record, out / "goodness_of_fit.png", seed=SEED)
@@ -142,5 +177,9 @@ def run_showcase(
         "max_rhat": float(np.nanmax(post.rhat)),
         "min_ess": float(np.min(post.ess)),
         "warnings": list(post.warnings),
+        "experiments": {
+            "calibrate": None if calibration is None else calibration.id,
+            "forecast": None if forecast is None else forecast.id,
+        },
         "files": [str(bundle), str(fit_path), str(png), str(gof)],
     }

@@ -24,6 +24,8 @@ _KINDS: dict[str, str] = {
     "simulate": "hemolab.cli._record:rerun_simulate",
     "protocol": "hemolab.cli._run:rerun_protocol",
     "search": "hemolab.cli._search:rerun_search",
+    "forecast": "hemolab.cli._record_patient:rerun_forecast",
+    "calibrate": "hemolab.cli._record_patient:rerun_calibrate",  # refuses, saying why
 }
 
 

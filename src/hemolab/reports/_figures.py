@@ -17,6 +17,8 @@ Per kind (what the recorded results hold decides what can be drawn):
   condition first held, and the CTCAE grade timeline and worst grades.
 - ``search`` (``points.parquet``, one row per proposed protocol): convergence over the
   evaluations, the chosen protocol among the alternatives, and the chosen protocol's phases.
+- ``calibrate`` and ``forecast`` (a patient's fit and its forecast): see
+  :mod:`._figures_patient`.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ GRADE_COLOURS = ("#dbe9d8", "#fde8a6", "#fdb462", "#f46d43", "#a50026")
 @dataclass(frozen=True)
 class Trace:
     """One series. ``kind``: ``line``, ``step`` (steps after each x), ``band`` (filled
-    between ``y`` and ``upper``), ``markers``, ``bar`` (``error``: minus and plus), ``area``
+    between ``y`` and ``upper``), ``markers`` and ``bar`` (``error``: minus and plus), ``area``
     (stacked with the figure's other areas) or ``hbar`` (from ``base`` to ``base + y`` on
     category ``x``)."""
 
@@ -102,7 +104,15 @@ def figures_of(data: ExperimentData) -> list[FigureSpec]:
     """Every figure of a complete experiment (none for other statuses or unknown kinds)."""
     if not data.drawable:
         return []
-    build = {"simulate": _simulate, "protocol": _protocol, "search": _search}.get(data.record.kind)
+    from hemolab.reports._figures_patient import calibrate_figures, forecast_figures
+
+    build = {
+        "simulate": _simulate,
+        "protocol": _protocol,
+        "search": _search,
+        "calibrate": calibrate_figures,
+        "forecast": forecast_figures,
+    }.get(data.record.kind)
     if build is None:
         return []
     return build(data)

@@ -61,6 +61,15 @@ def _trace(t: Trace, figure: FigureSpec) -> list[Any]:
                 legendgroup=t.name,
             ),
         ]
+    error = None
+    if t.error is not None:
+        error = dict(
+            type="data",
+            symmetric=False,
+            array=list(t.error[1]),
+            arrayminus=list(t.error[0]),
+            color="#333333",
+        )
     if t.kind == "markers":
         return [
             go.Scatter(
@@ -69,20 +78,12 @@ def _trace(t: Trace, figure: FigureSpec) -> list[Any]:
                 name=t.name,
                 mode="markers",
                 marker=dict(color=colour, symbol=t.symbol, size=11 if t.symbol == "star" else 8),
+                error_y=error,
                 showlegend=t.show_legend,
                 **hover,
             )
         ]
     if t.kind == "bar":
-        error = None
-        if t.error is not None:
-            error = dict(
-                type="data",
-                symmetric=False,
-                array=list(t.error[1]),
-                arrayminus=list(t.error[0]),
-                color="#333333",
-            )
         return [go.Bar(x=t.x, y=t.y, name=t.name, marker_color=colour, error_y=error, **hover)]
     if t.kind == "area":
         return [

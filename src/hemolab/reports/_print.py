@@ -53,6 +53,9 @@ def _draw(ax: Any, t: Trace, categories: dict[str, int], n_bars: int, bar_k: int
         if x and isinstance(x[0], str):  # on a category axis (bars)
             x = [categories[v] for v in x]
         y = [categories[v] for v in y] if y and isinstance(y[0], str) else _nan(y)
+        if t.error is not None:
+            ax.errorbar(x, y, yerr=[t.error[0], t.error[1]], fmt="none", ecolor="#333333",
+                        capsize=3, zorder=2)  # fmt: skip
         ax.scatter(
             x,
             y,
@@ -82,7 +85,7 @@ def _figure(spec: FigureSpec) -> Any:
         categories = {c: i for i, c in enumerate(spec.y_categories)}
     else:
         for t in spec.traces:
-            if t.kind == "bar":
+            if t.kind == "bar" or (t.kind == "markers" and t.x and isinstance(t.x[0], str)):
                 for c in t.x:
                     categories.setdefault(str(c), len(categories))
     areas = [t for t in spec.traces if t.kind == "area"]
@@ -119,7 +122,7 @@ def _figure(spec: FigureSpec) -> Any:
     if spec.y_categories:
         ax.set_yticks(range(len(spec.y_categories)), list(spec.y_categories))
         ax.invert_yaxis()
-    elif bars:
+    elif categories:
         ax.set_xticks(range(len(categories)), list(categories), rotation=10, fontsize=8)
     if spec.log_y:
         ax.set_yscale("log")

@@ -366,6 +366,26 @@ def _check_report(doc: dict, out: Path) -> None:
     assert "MRN" not in text and "Lovelace" not in text
 
 
+def _check_serve(doc: dict, out: Path) -> None:
+    """The story's store serves the patient to a demo user whose password is in a file of
+    its own (owner-only), never in the summary."""
+    from hemolab.store import Store
+    from hemolab.web import UserStore
+
+    sv = doc["serve"]
+    store = out / "interventions" / "experiments"
+    assert sv["command"] == f"hemolab serve --store {store}"
+    secret = Path(sv["password_file"])
+    assert secret.stat().st_mode & 0o077 == 0
+    password = secret.read_text().split("password: ")[-1].strip()
+    assert len(password) >= 12 and password not in json.dumps(doc)
+    users = UserStore(store)
+    assert users.verify("demo", password) is not None
+    assert users.granted("demo") == [doc["showcase"]["patient"]]
+    with Store(store) as st:
+        assert st.is_patient(doc["showcase"]["patient"])
+
+
 @pytest.mark.slow
 def test_demo_json(runner: CliRunner, tmp_path: Path) -> None:
     out = tmp_path / "demo"
@@ -381,6 +401,21 @@ def test_demo_json(runner: CliRunner, tmp_path: Path) -> None:
     assert files[8].parent == out / "interventions" and files[8].is_file()
     _check_interventions(doc["interventions"], out)
     _check_report(doc, out)
+    _check_serve(doc, out)
+    # what `make demo` prints at its end: the report to open, and how to serve the story
+    import io
+
+    from rich.console import Console
+
+    from hemolab.cli._demo import _print
+
+    buf = io.StringIO()
+    _print(Console(file=buf, width=400), doc)
+    said = " ".join(buf.getvalue().split())
+    password = Path(doc["serve"]["password_file"]).read_text().split("password: ")[-1].strip()
+    assert (out / "report.html").resolve().as_uri() in said
+    assert f".venv/bin/hemolab serve --store {out / 'interventions' / 'experiments'}" in said
+    assert f"sign in as demo / {password}" in said
     # the showcase: Hb < 7 g/dL forecast after six monthly CBCs, the truth inside the posterior
     sc = doc["showcase"]
     assert sc["n_observations"] == 7 and sc["divergences"] == 0 and sc["max_rhat"] < 1.01

@@ -167,6 +167,7 @@ def run_demo(
         report_task = progress.add_task("the report of the story", total=1)
         report = _report(story, showcase, interventions, out / "report.html")
         progress.advance(report_task)
+        serve = _demo_user(story, showcase["patient"], out / "demo-user.txt")
     typical_cycles = _typical_cycles(typical)
     pop_summary = _population_summary(result, pop)
     band_png = _plot_population(result, typical, out / "anc.png")
@@ -193,6 +194,7 @@ def run_demo(
         "showcase": showcase,
         "interventions": interventions,
         "report": report,
+        "serve": serve,
         "files": files,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -223,6 +225,32 @@ def _report(
         "n_figures": len(report.figures),
         "bytes": path.stat().st_size,
         "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def _demo_user(store: Path, patient: str, password_file: Path) -> dict[str, Any]:
+    """A web user ``demo`` (analyst, granted the showcase patient) on the story's store, with
+    a fresh random password in ``password_file`` (owner-only), for ``hemolab serve``."""
+    import os
+    import secrets
+
+    from hemolab.web import UserStore
+
+    users = UserStore(store)
+    if users.get("demo") is not None:  # a demo run again: a new password
+        users.remove("demo")
+    password = secrets.token_urlsafe(12)
+    users.add("demo", "analyst", password)
+    users.grant("demo", patient)
+    fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"user: demo\npassword: {password}\n")
+    return {
+        "command": f"hemolab serve --store {store}",
+        "url": "http://127.0.0.1:8000",
+        "user": "demo",
+        "role": "analyst",
+        "password_file": str(password_file),
     }
 
 
@@ -407,6 +435,15 @@ def _print(console: Console, summary: dict[str, Any]) -> None:
         f"figures): open {Path(rep['path']).resolve().as_uri()} in a browser; no network "
         "needed (hemolab report ID... --store "
         f"{summary['interventions']['store']} --out FILE makes others).",
+        soft_wrap=True,
+        highlight=False,
+    )
+    sv = summary["serve"]
+    password = Path(sv["password_file"]).read_text().split("password: ")[-1].strip()
+    console.print(
+        f"Explore it on the web: .venv/bin/{sv['command']}, then open {sv['url']} and sign in as "
+        f"{sv['user']} / {password} ({sv['role']}, granted the showcase patient; the password "
+        f"is also in {sv['password_file']}).",
         soft_wrap=True,
         highlight=False,
     )

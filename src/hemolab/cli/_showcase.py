@@ -124,7 +124,9 @@ def run_showcase(
     if not key_file.exists():
         generate_key(key_file)
     model = get_model("marrow_failure_hb")
-    with Store(out / "store") as st:
+    # with an experiment store, the patient goes there too: one store holds the whole story
+    # (patients, experiments, reports), as `hemolab serve --store` shows it
+    with Store(experiments if experiments is not None else out / "store") as st:
         imported = st.import_labs(read_fhir(bundle), KeyTable(st.path, read_key(key_file)),
                                   source_bytes=bundle.read_bytes())  # fmt: skip
         (pseudonym,) = imported.patients

@@ -289,3 +289,23 @@ def test_audit_report_shows_who_read_the_patient(store: tuple[Path, str, bytes])
 def test_verify_on_a_store_without_a_log_is_a_clear_error(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["audit", "verify", "--store", str(tmp_path)])
     assert res.exit_code == 2 and "has no audit log" in res.output
+
+
+def test_using_an_experiment_made_from_a_patient_is_on_the_patients_trail(
+    store: tuple[Path, str, bytes],
+) -> None:
+    from hemolab.experiments import ExperimentStore, patients_of
+
+    path, pseudonym, _ = store
+    exps = ExperimentStore(path)
+    with exps.start("forecast", spec={"threshold": "Hb<7"}) as made:
+        made.add_input("fit.json", data=json.dumps({"patient": pseudonym}).encode())
+    with exps.start("simulate", spec={"note": "XP0123456789Y is no pseudonym"}) as virtual:
+        virtual.add_input("model.bin", data=b"binary P0123456789 not scanned")
+    assert patients_of(exps.get(made.id)) == {pseudonym}
+    assert patients_of(exps.get(virtual.id)) == set()
+    runner = CliRunner()
+    for args in (["experiments", "show", made.id], ["experiments", "show", virtual.id]):
+        assert runner.invoke(app, [*args, "--store", str(path)]).exit_code == 0
+    (entry,) = [e for e in AuditLog(path).entries(pseudonym) if e["action"] == "show experiment"]
+    assert entry["detail"] == f"experiment {made.id}" and entry["via"] == "cli"

@@ -215,6 +215,48 @@ def test_each_user_sees_only_granted_patients_by_handles(
                for a in denied)  # fmt: skip
 
 
+def test_experiments_and_reports_of_a_patient_follow_the_patients_grants(
+    prepared: dict[str, Any], shared: Any
+) -> None:
+    """An experiment made from a patient's data (its spec or fit names the pseudonym) is that
+    patient's data: listed, shown, compared and reported only to users granted the patient,
+    each use on the trail; to others exactly as an unknown id."""
+    from hemolab.experiments import ExperimentStore
+
+    first = prepared["patients"][0]
+    with ExperimentStore(prepared["store"]).start("forecast", spec={"patient": first}) as exp:
+        exp.add_input("fit.json", data=json.dumps({"patient": first}).encode())
+    (prepared["store"] / "reports" / "of-alice.html").write_text(
+        f"<!doctype html><title>r</title><p>figures of {exp.id}</p>"
+    )
+    alice, bob, carol = (signed_in(shared, n) for n in ("alice", "bob", "carol"))
+    assert exp.id in [e["id"] for e in alice.get("/api/experiments").json()]
+    assert alice.get(f"/api/experiments/{exp.id}").status_code == 200
+    assert "of-alice.html" in [r["name"] for r in alice.get("/api/reports").json()]
+    assert alice.get("/api/reports/of-alice.html/download").status_code == 200
+    unknown = "E20000101T000000-000000"
+    for other in (bob, carol):  # a viewer granted another patient, an admin granted none
+        assert exp.id not in [e["id"] for e in other.get("/api/experiments").json()]
+        got = other.get(f"/api/experiments/{exp.id}")
+        assert (
+            got.status_code == 404 and got.json() == other.get(f"/api/experiments/{unknown}").json()
+        )
+        assert other.get(f"/experiments/compare?a={exp.id}&b={exp.id}").status_code == 404
+        assert "of-alice.html" not in [r["name"] for r in other.get("/api/reports").json()]
+        assert other.get("/api/reports/of-alice.html/download").status_code == 404
+        assert other.get("/reports/of-alice.html").status_code == 404
+    bob_csrf = csrf_of(bob)
+    refused = bob.post("/api/reports", json={"experiments": [exp.id]},
+                       headers={"X-CSRF-Token": bob_csrf})  # fmt: skip
+    assert refused.status_code in (403, 404)  # a viewer may not write reports anyway
+    trail = [a for a in audit(prepared) if a["pseudonym"] == first and "experiment" in a["action"]]
+    assert any(a["action"] == "read experiment" and a["actor"] == "alice" for a in trail)
+    assert {a["actor"] for a in trail if a["action"] == "denied read experiment"} >= {
+        "bob",
+        "carol",
+    }
+
+
 def test_admin_grants_and_revokes_and_a_revoked_patient_disappears_at_once(
     prepared: dict[str, Any],
 ) -> None:

@@ -29,6 +29,15 @@ def _open(store: Path) -> Any:
     return ExperimentStore(store)
 
 
+def _audit(store: Path, record: Any, action: str) -> None:
+    """An experiment made from stored patients' data is theirs: its use goes on the trail."""
+    from hemolab.audit import Actor, AuditLog
+    from hemolab.experiments import patients_of
+
+    for patient in sorted(patients_of(record)):
+        AuditLog(store).append(Actor.cli(), action, patient, f"experiment {record.id}")
+
+
 def _when(t: Any) -> str:
     return "" if t is None else t.strftime("%Y-%m-%d %H:%M:%S")
 
@@ -94,6 +103,7 @@ def show(
     """Show one experiment: model, settings, versions, inputs and results with their hashes."""
     try:
         record = _open(store).get(experiment_id)
+        _audit(store, record, "show experiment")
     except HemolabError as exc:
         raise _fail(str(exc)) from None
     doc = record.to_json()
@@ -128,7 +138,9 @@ def rerun(
     from hemolab.experiments import rerun as run_again
 
     try:
-        report = run_again(_open(store), experiment_id)
+        experiments = _open(store)
+        _audit(store, experiments.get(experiment_id), "rerun experiment")
+        report = run_again(experiments, experiment_id)
     except HemolabError as exc:
         raise _fail(str(exc)) from None
     if json_out:

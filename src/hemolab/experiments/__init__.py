@@ -13,6 +13,7 @@ from hemolab.experiments._store import (
     ExperimentStore as ExperimentStore,
     StoredFile as StoredFile,
     content_sha256 as content_sha256,
+    patients_of as patients_of,
 )
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "RerunReport",
     "StoredFile",
     "content_sha256",
+    "patients_of",
     "register_kind",
     "rerun",
 ]

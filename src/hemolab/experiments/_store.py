@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import tempfile
@@ -34,7 +35,14 @@ from typing import Any
 
 from hemolab.experiments._catalogue import Catalogue, ExperimentError
 
-__all__ = ["Experiment", "ExperimentRecord", "ExperimentStore", "StoredFile", "content_sha256"]
+__all__ = [
+    "Experiment",
+    "ExperimentRecord",
+    "ExperimentStore",
+    "StoredFile",
+    "content_sha256",
+    "patients_of",
+]
 
 STATUSES = ("running", "complete", "failed", "incomplete")
 _CATALOGUE = "experiments.duckdb"
@@ -123,6 +131,24 @@ class ExperimentRecord:
             "inputs": [file(f) for f in self.files if f.role == "input"],
             "results": [file(f) for f in self.files if f.role == "result"],
         }
+
+
+_PSEUDONYM = re.compile(rb"(?<![0-9A-Za-z])P[0-9A-F]{10}(?![0-9A-Za-z])")
+_TEXT_SUFFIXES = (".json", ".toml", ".csv", ".txt", ".ant", ".xml", ".py")
+
+
+def patients_of(record: ExperimentRecord) -> set[str]:
+    """The stored patients an experiment was made from: the pseudonyms in its spec and in its
+    text inputs (a fit file names its patient). Such an experiment is that patient's data:
+    who may see it, and its reading audited, follow the patient (design note 028)."""
+    found = set(_PSEUDONYM.findall(json.dumps(record.spec).encode()))
+    for f in record.inputs.values():
+        if f.path.suffix.lower() in _TEXT_SUFFIXES:
+            try:
+                found |= set(_PSEUDONYM.findall(f.path.read_bytes()))
+            except OSError:
+                continue
+    return {p.decode() for p in found}
 
 
 def content_sha256(path: Path) -> tuple[str, int]:

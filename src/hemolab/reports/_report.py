@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hemolab.experiments import ExperimentStore
+from hemolab.audit import Actor, AuditLog
+from hemolab.experiments import ExperimentStore, patients_of
 from hemolab.reports._data import ExperimentData, ReportError, open_store, read_experiment
 from hemolab.reports._figures import FigureSpec, figures_of
 
@@ -88,7 +89,10 @@ def check_outputs(
 
 
 def make_report(
-    store: ExperimentStore | str | os.PathLike[str], experiment_ids: Sequence[str]
+    store: ExperimentStore | str | os.PathLike[str],
+    experiment_ids: Sequence[str],
+    *,
+    actor: Actor | None = None,
 ) -> Report:
     """Read the experiments (in the order given) and build their figures.
 
@@ -106,6 +110,8 @@ def make_report(
     experiments = []
     for eid in ids:
         data = read_experiment(st, eid)
+        for patient in sorted(patients_of(data.record)):  # a patient's data: on the trail
+            AuditLog(st.path).append(actor or Actor.cli(), "report", patient, f"experiment {eid}")
         experiments.append((data, tuple(figures_of(data))))
     if not any(figs for _, figs in experiments):
         problems = [
@@ -126,6 +132,7 @@ def write_report(
     *,
     png_dir: str | os.PathLike[str] | None = None,
     pdf: str | os.PathLike[str] | None = None,
+    actor: Actor | None = None,
 ) -> Path:
     """Write the report of ``experiment_ids`` (a story, in the order given) to ``out``.
 
@@ -149,6 +156,9 @@ def write_report(
         Also write one PNG per figure into this folder (created if its parent exists).
     pdf
         Also write one PDF with a page per figure.
+    actor
+        Who reads (default: the OS user): an experiment made from a stored patient's data
+        goes on the store's audit trail under this actor.
 
     Returns
     -------
@@ -170,7 +180,7 @@ def write_report(
     """
     ids = [experiment_ids] if isinstance(experiment_ids, str) else list(experiment_ids)
     check_outputs(out, png_dir, pdf)
-    report = make_report(store, ids)
+    report = make_report(store, ids, actor=actor)
     return save_report(report, out, png_dir=png_dir, pdf=pdf)["html"]
 
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
-from hemolab.web._context import Analyst, Viewer, web
+from hemolab.web._context import Analyst, Viewer, actor_of, web
 from hemolab.web._guard import REPORT_CSP
 from hemolab.web._metrics import result_metrics
 from hemolab.web._users import Session
@@ -134,17 +134,40 @@ def _experiments(request: Request) -> Any:
     return ExperimentStore(web(request).store_dir)
 
 
-def _record(request: Request, experiment_id: str) -> dict[str, Any]:
+def _visible(request: Request, session: Session, record: Any) -> bool:
+    """An experiment made from stored patients' data is theirs: the user sees it only when
+    every one of them is granted (an admin too: grants are the rule for everyone)."""
+    from hemolab.experiments import patients_of
+
+    patients = patients_of(record)
+    return not patients or patients <= set(web(request).users.granted(session.user.name))
+
+
+def _audit_use(request: Request, session: Session, record: Any, action: str) -> None:
+    from hemolab.audit import AuditLog
+    from hemolab.experiments import patients_of
+
+    for patient in sorted(patients_of(record)):
+        AuditLog(web(request).store_dir).append(
+            actor_of(request, session), action, patient, f"experiment {record.id}"
+        )
+
+
+def _record(request: Request, session: Session, experiment_id: str) -> dict[str, Any]:
     from hemolab.experiments import ExperimentError
 
     store = _experiments(request)
     if store is None or not _EXPERIMENT.fullmatch(experiment_id):
         raise HTTPException(404, "no such experiment")
     try:
-        doc = store.get(experiment_id).to_json()
+        record = store.get(experiment_id)
     except ExperimentError:
         raise HTTPException(404, "no such experiment") from None
-    record = store.get(experiment_id)
+    if not _visible(request, session, record):  # the same answer as an unknown id
+        _audit_use(request, session, record, "denied read experiment")
+        raise HTTPException(404, "no such experiment")
+    _audit_use(request, session, record, "read experiment")
+    doc = record.to_json()
     doc["metrics"] = {name: result_metrics(f.path) for name, f in record.results.items()
                       if name.endswith((".parquet", ".pq"))}  # fmt: skip
     for f in doc.get("inputs", []) + doc.get("results", []):
@@ -159,12 +182,13 @@ def experiments(request: Request, session: Viewer) -> list[dict[str, Any]]:
         return []
     return [{"id": r.id, "kind": r.kind, "label": r.label, "status": r.status,
              "started": r.to_json()["started"], "model": r.model_name, "actor": r.actor,
-             "n_results": len(r.results)} for r in store.list()]  # fmt: skip
+             "n_results": len(r.results)} for r in store.list()
+            if _visible(request, session, r)]  # fmt: skip
 
 
 @router.get("/api/experiments/{experiment_id}", summary="One experiment's record")
 def experiment(experiment_id: str, request: Request, session: Viewer) -> dict[str, Any]:
-    return _record(request, experiment_id)
+    return _record(request, session, experiment_id)
 
 
 @router.get("/experiments", include_in_schema=False)
@@ -192,7 +216,7 @@ def _flat(doc: Any, prefix: str = "") -> dict[str, str]:
 
 @router.get("/experiments/compare", include_in_schema=False)
 def compare_page(request: Request, session: Viewer, a: str = "", b: str = "") -> Response:
-    left, right = _record(request, a), _record(request, b)
+    left, right = _record(request, session, a), _record(request, session, b)
     fa, fb = _flat(_comparable(left)), _flat(_comparable(right))
     keys = list(dict.fromkeys([*fa, *fb]))  # the record's order: what, then how, then files
     rows = [(k, fa.get(k, "—"), fb.get(k, "—")) for k in keys]
@@ -212,12 +236,21 @@ def _reports_dir(request: Request) -> Path:
     return web(request).store_dir / "reports"
 
 
-def _report(request: Request, name: str) -> Path:
+def _report_visible(request: Request, session: Session, path: Path) -> bool:
+    """A report shows its experiments: the user must be able to see every one of them."""
+    known = {e["id"] for e in experiments(request, session)}
+    ids = set(_EXPERIMENT.findall(path.read_text(encoding="utf-8", errors="replace")))
+    return ids <= known
+
+
+def _report(request: Request, session: Session, name: str) -> Path:
     folder = _reports_dir(request)
     if not _REPORT.fullmatch(name):
         raise HTTPException(404, "no such report")
     path = (folder / name).resolve()
     if path.parent != folder.resolve() or not path.is_file():
+        raise HTTPException(404, "no such report")
+    if not _report_visible(request, session, path):
         raise HTTPException(404, "no such report")
     return path
 
@@ -238,8 +271,9 @@ def write_report(body: ReportRequest, request: Request, session: Analyst) -> dic
     folder = _reports_dir(request)
     folder.mkdir(exist_ok=True)
     name = f"report-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}.html"
+    actor = actor_of(request, session)
     args = {"store": str(state.store_dir), "experiments": body.experiments,
-            "out": str(folder / name)}  # fmt: skip
+            "out": str(folder / name), "actor": [actor.user, actor.via, actor.origin]}  # fmt: skip
     label = f"report of {len(body.experiments)} experiment(s)"
     try:
         job = state.jobs.submit(session.user.name, "report", label,
@@ -254,7 +288,8 @@ def reports(request: Request, session: Viewer) -> list[dict[str, Any]]:
     folder = _reports_dir(request)
     files = sorted(folder.glob("*.html")) if folder.is_dir() else []
     return [{"name": f.name, "bytes": f.stat().st_size, "modified": f.stat().st_mtime}
-            for f in files if _REPORT.fullmatch(f.name)]  # fmt: skip
+            for f in files if _REPORT.fullmatch(f.name)
+            and _report_visible(request, session, f)]  # fmt: skip
 
 
 @router.get("/reports", include_in_schema=False)
@@ -266,13 +301,14 @@ def reports_page(request: Request, session: Viewer) -> Response:
 
 @router.get("/reports/{name}", include_in_schema=False)
 def open_report(name: str, request: Request, session: Viewer) -> Response:
-    response = FileResponse(_report(request, name), media_type="text/html")
+    response = FileResponse(_report(request, session, name), media_type="text/html")
     response.headers["Content-Security-Policy"] = REPORT_CSP
     return response
 
 
 @router.get("/api/reports/{name}/download", summary="Download a report file")
 def download_report(name: str, request: Request, session: Viewer) -> Response:
-    response = FileResponse(_report(request, name), media_type="text/html", filename=name)
+    response = FileResponse(_report(request, session, name), media_type="text/html",
+                            filename=name)  # fmt: skip
     response.headers["Content-Security-Policy"] = REPORT_CSP
     return response

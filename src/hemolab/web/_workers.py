@@ -123,8 +123,10 @@ def fit_patient(args: dict[str, Any], report: Report) -> dict[str, Any]:
 
 def write_report_file(args: dict[str, Any], report: Report) -> dict[str, Any]:
     """``hemolab report IDS --out <store>/reports/NAME``: one self-contained HTML file."""
+    from hemolab.audit import Actor
     from hemolab.reports import write_report
 
     report("reading the experiments and drawing", 0, len(args["experiments"]))
-    path = write_report(args["store"], args["experiments"], args["out"])
+    actor = Actor(*args["actor"]) if "actor" in args else None
+    path = write_report(args["store"], args["experiments"], args["out"], actor=actor)
     return {"report": Path(path).name, "bytes": Path(path).stat().st_size}

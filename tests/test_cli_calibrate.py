@@ -136,6 +136,16 @@ def test_forecasts_are_kept_in_the_patients_history(stored: dict[str, Any]) -> N
                "--out", temp).exit_code == 0  # fmt: skip
     bad(run("forecast", temp, "--threshold", "Hb<7", "--store", stored["store"]),
         "temporary pseudonym")  # fmt: skip
+    # a store that does not hold the fit's patient: refused before anything is recorded
+    from hemolab.experiments import ExperimentStore
+
+    other = d / "other-store"
+    Store(other).close()
+    bad(run("forecast", fit, "--threshold", "Hb<7", "--store", other), f"no patient {who!r}")
+    assert not (other / "experiments.duckdb").exists() or not ExperimentStore(other).list()
+    bad(run("forecast", fit, "--threshold", "Hb<7", "--store", d / "nowhere"),
+        "is not a hemolab store")  # fmt: skip
+    assert not (d / "nowhere").exists()
 
 
 def test_a_dosing_history_from_a_file_joins_the_labs_clock(

@@ -148,8 +148,9 @@ def forecast(
             )
         span = parse_duration(horizon, mdl.time_unit)
         future = _regimen(regimen)
-        if store is not None:
+        if store is not None:  # refused before anything is recorded
             no_store_for_temporary(fit)
+            _stored_patient(store, fit.patient)
         spec = forecast_spec(fit, mdl, None, threshold=threshold, horizon=horizon, span=span,
                              n_draws=n_draws, level=level, seed=seed,
                              regimen=regimen is not None)  # fmt: skip
@@ -232,6 +233,16 @@ def forecast(
 
 def _or_dash(x: float | None) -> str:
     return "-" if x is None else f"{x:.0f}"
+
+
+def _stored_patient(store: Path, pseudonym: str) -> None:
+    """The fit's patient is a patient of ``store`` (else the store's own message)."""
+    from hemolab.store import Store, StoreError
+
+    if not (store / Store.DB).is_file():
+        raise StoreError(f"{str(store)!r} is not a hemolab store (no {Store.DB})")
+    with Store(store) as st:
+        st.require_patient(pseudonym)
 
 
 def _record(store: Path, fit: Any, fit_path: Path, doc: dict[str, Any]) -> list[dict[str, Any]]:

@@ -435,7 +435,7 @@ class Store:
             raise StoreError("a patient is deleted by its pseudonym (P + 10 hex digits)")
         in_keys = pseudonym in keys.pseudonyms()
         if not self.is_patient(pseudonym) and not in_keys:
-            self._known(pseudonym)  # the same message as any unknown patient
+            self.require_patient(pseudonym)  # the same message as any unknown patient
         counts: dict[str, int] = {}
         self._db.execute("BEGIN TRANSACTION")
         try:
@@ -466,6 +466,11 @@ class Store:
         detail = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items())
         self.audit("delete", pseudonym, f"deleted: {detail}")
         return counts
+
+    def require_patient(self, pseudonym: str) -> None:
+        """Refuse a pseudonym that names no patient of this store (a source identifier given
+        by mistake is not echoed)."""
+        self._known(pseudonym)
 
     def _known(self, pseudonym: str) -> None:
         known = self._db.execute(

@@ -179,13 +179,17 @@ def test_restore_needs_the_audit_key_kept_apart(
 
 def test_deleting_a_patient_removes_data_key_and_results_but_not_the_trail(filled: dict) -> None:
     store, key, a, b = filled["store"], filled["key"], filled["a"], filled["b"]
+    (store / "reports").mkdir()
+    (store / "reports" / "of-a.html").write_text(f"<p>figures of {filled['mine']}</p>")
+    (store / "reports" / "virtual.html").write_text(f"<p>figures of {filled['other']}</p>")
     runner = CliRunner()
     res = runner.invoke(app, ["patients", "delete", a, "--store", str(store), "--key-file",
                               str(filled["key_file"]), "--json"])  # fmt: skip
     assert res.exit_code == 0, res.output
     counts = _valid(res.stdout, "patients-delete")
     assert counts["lab_values"] == 2 and counts["patients"] == 1
-    assert counts["key_entries"] == 1 and counts["experiments"] == 1
+    assert counts["key_entries"] == 1 and counts["experiments"] == 1 and counts["reports"] == 1
+    assert [p.name for p in (store / "reports").iterdir()] == ["virtual.html"]
     with Store(store) as st:
         assert not st.is_patient(a) and st.is_patient(b)
         for table in ("lab_values", "events", "forecasts", "patients"):

@@ -426,7 +426,8 @@ class Store:
 
     def delete_patient(self, pseudonym: str, keys: KeyTable) -> dict[str, int]:
         """Remove a patient: its rows in every table (one transaction), its key-table entry,
-        and the experiments made from its data; the audit log keeps a ``delete`` entry.
+        the experiments made from its data and the store's reports that show them; the audit
+        log keeps a ``delete`` entry.
         Repeating a delete that was interrupted finishes it."""
         from hemolab.experiments import ExperimentStore
         from hemolab.store._purge import purge
@@ -463,9 +464,22 @@ class Store:
             if doomed:
                 purge(catalogue)
         counts["experiments"] = len(doomed)
+        counts["reports"] = self._delete_reports([pseudonym, *doomed])
         detail = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items())
         self.audit("delete", pseudonym, f"deleted: {detail}")
         return counts
+
+    def _delete_reports(self, names: list[str]) -> int:
+        """Remove the report files of the store (``reports/*.html``, as the web explorer
+        writes them) that name the patient or one of its experiments."""
+        folder = self.path / "reports"
+        gone = 0
+        for report in sorted(folder.glob("*.html")) if folder.is_dir() else ():
+            text = report.read_bytes()
+            if any(n.encode() in text for n in names):
+                report.unlink()
+                gone += 1
+        return gone
 
     def require_patient(self, pseudonym: str) -> None:
         """Refuse a pseudonym that names no patient of this store (a source identifier given

@@ -10,7 +10,7 @@ def test_all_is_sorted_and_complete():
     modules = {
         "audit", "calibrate", "cli", "compile", "events", "experiments", "forecast", "library",
         "model", "patients", "population", "protocols", "reports", "results", "sbml", "search",
-        "solve", "store",
+        "solve", "store", "web",
     }  # fmt: skip
     assert hl.__all__ == sorted(hl.__all__)
     assert set(hl.__all__) == set(public) - modules
